@@ -1,0 +1,176 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// initialBufferSize is the Decoder's first buffer: enough for every request
+// the original client sends, small enough for many idle connections.
+const initialBufferSize = 4 << 10
+
+// Decoder reads messages from an io.Reader in one framing. It never
+// allocates for a size the peer declares: the buffer grows only as bytes
+// arrive, and a declared size above the limit fails before that.
+type Decoder struct {
+	r       io.Reader
+	framing Framing
+	max     int
+	buf     []byte // buf[start:end] is read but not yet returned
+	start   int
+	end     int
+	readErr error // deferred until the buffered bytes are used up
+}
+
+// NewDecoder returns a Decoder reading f-framed messages of at most max
+// bytes from r (max <= 0 means DefaultMaxMessageSize).
+func NewDecoder(r io.Reader, f Framing, max int) *Decoder {
+	if max <= 0 {
+		max = DefaultMaxMessageSize
+	}
+	return &Decoder{r: r, framing: f, max: max}
+}
+
+// Next returns the next message's encoding; it is valid until the next call.
+// It returns io.EOF only at a clean boundary, io.ErrUnexpectedEOF when the
+// stream ends inside a message, and the typed errors of Split otherwise.
+func (d *Decoder) Next() ([]byte, error) {
+	for {
+		msg, n, err := d.framing.Split(d.buf[d.start:d.end], d.max)
+		d.start += n
+		if err == nil {
+			return msg, nil
+		}
+		if !errors.Is(err, ErrIncomplete) {
+			return nil, err
+		}
+		if d.readErr != nil {
+			if d.readErr == io.EOF && d.start < d.end {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, d.readErr
+		}
+		d.fill()
+	}
+}
+
+// Buffered reports how many bytes have been read but not yet returned: a
+// server writes replies out when it reaches 0.
+func (d *Decoder) Buffered() int { return d.end - d.start }
+
+// fill reads at least once into the free space, making room first.
+func (d *Decoder) fill() {
+	if d.start == d.end {
+		d.start, d.end = 0, 0
+	}
+	if d.end == len(d.buf) {
+		if d.start > 0 {
+			d.end = copy(d.buf, d.buf[d.start:d.end])
+			d.start = 0
+		} else {
+			size := max(2*len(d.buf), initialBufferSize)
+			// A whole frame is at most the limit plus its prefix; Split fails
+			// before the buffered bytes could exceed that.
+			size = min(size, d.max+MaxPrefixLen)
+			grown := make([]byte, size)
+			d.end = copy(grown, d.buf[d.start:d.end])
+			d.start = 0
+			d.buf = grown
+		}
+	}
+	n, err := d.r.Read(d.buf[d.end:])
+	d.end += n
+	if err != nil {
+		d.readErr = err
+	} else if n == 0 {
+		d.readErr = io.ErrNoProgress
+	}
+}
+
+// DecodeRequest reads and decodes the next request.
+func (d *Decoder) DecodeRequest() (*ClientMessage, error) {
+	msg, err := d.Next()
+	if err != nil {
+		return nil, err
+	}
+	return DecodeRequest(msg)
+}
+
+// Encoder writes messages to an io.Writer in one framing, each message with
+// a single Write call (EA-FRAME-3).
+type Encoder struct {
+	w       io.Writer
+	framing Framing
+	buf     []byte
+}
+
+// NewEncoder returns an Encoder writing f-framed messages to w.
+func NewEncoder(w io.Writer, f Framing) *Encoder {
+	return &Encoder{w: w, framing: f}
+}
+
+// Encode marshals m and writes it, framed, with one Write.
+func (e *Encoder) Encode(m proto.Message) error {
+	b, err := e.framing.AppendMessage(e.buf[:0], m)
+	if err != nil {
+		return err
+	}
+	e.buf = b
+	_, err = e.w.Write(b)
+	return err
+}
+
+// ErrEmptyRawMessage is returned when a message that encodes to no bytes is
+// to be written in raw framing, where it would be invisible to the peer.
+var ErrEmptyRawMessage = errors.New("protocol: an empty message cannot be sent in raw framing")
+
+// AppendMessage appends m's encoding with f's length prefix.
+func (f Framing) AppendMessage(dst []byte, m proto.Message) ([]byte, error) {
+	opts := proto.MarshalOptions{UseCachedSize: true}
+	size := opts.Size(m) // also fills the cache that UseCachedSize reads
+	switch f {
+	case Raw:
+		if size == 0 {
+			return dst, ErrEmptyRawMessage
+		}
+	case Len32:
+		dst = append(dst, byte(size>>24), byte(size>>16), byte(size>>8), byte(size))
+	case Varint:
+		dst = protowire.AppendVarint(dst, uint64(size))
+	default:
+		return dst, fmt.Errorf("protocol: %v is not a framing", f)
+	}
+	return opts.MarshalAppend(dst, m)
+}
+
+// IllegalWriter writes what a strict Encoder never does: arbitrary bytes,
+// length prefixes that disagree with the body, truncated frames. It exists
+// for the conformance suite's malformed-input cases; a server has no use for
+// it.
+type IllegalWriter struct {
+	W io.Writer
+}
+
+// WriteBytes writes b as it is, with one Write.
+func (w IllegalWriter) WriteBytes(b []byte) error {
+	_, err := w.W.Write(b)
+	return err
+}
+
+// WriteFrame writes body behind a length prefix that declares declared bytes
+// in framing f, whatever len(body) is. In raw framing there is no prefix and
+// declared is ignored.
+func (w IllegalWriter) WriteFrame(f Framing, declared uint64, body []byte) error {
+	var b []byte
+	switch f {
+	case Len32:
+		b = append(b, byte(declared>>24), byte(declared>>16), byte(declared>>8), byte(declared))
+	case Varint:
+		b = protowire.AppendVarint(b, declared)
+	}
+	return w.WriteBytes(append(b, body...))
+}
