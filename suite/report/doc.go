@@ -1,0 +1,28 @@
+// Package report turns a Ginkgo run of the conformance suite into the
+// runner's verdicts: per-spec results, per-requirement verdicts, the overall
+// verdict and the exit code, as the console table and as the JSON report.
+//
+// # Verdicts
+//
+// A spec's requirement IDs and level come from its labels (IDs match
+// ^EA-[A-Z]+-[0-9]+$, levels are "must", "should", "may"). Each requirement of
+// the catalogue gets one verdict:
+//
+//	PASS        at least one of its specs passed and none failed
+//	FAIL        a MUST spec failed
+//	NON-STRICT  a SHOULD or MAY spec failed (fails the run only with --strict)
+//	SKIPPED     its specs ran but all skipped themselves; Reason says why
+//	NOT RUN     no spec of it was selected (label filter, focus, framing)
+//
+// # Exit codes
+//
+//	0 conformant: no MUST failed (and, with --strict, no SHOULD or MAY)
+//	1 not conformant
+//	2 harness error: target unreachable, server command failed, suite error
+//	3 usage error (decided by the runner before anything runs)
+//
+// # JSON schema (Schema = 1)
+//
+// The JSON report is a Report: see its fields. Times are RFC 3339, durations
+// are seconds as numbers. A reader should reject a schema it does not know.
+package report

@@ -1,0 +1,333 @@
+package report
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+)
+
+// Schema is the version of the JSON report's layout.
+const Schema = 1
+
+// Exit codes of the runner (see the package documentation).
+const (
+	ExitConformant    = 0
+	ExitNotConformant = 1
+	ExitHarnessError  = 2
+	ExitUsage         = 3
+)
+
+// Overall verdicts.
+const (
+	Conformant    = "CONFORMANT"
+	NotConformant = "NOT CONFORMANT"
+	HarnessError  = "HARNESS ERROR"
+)
+
+// Requirement verdicts.
+const (
+	Pass      = "PASS"
+	Fail      = "FAIL"
+	NonStrict = "NON-STRICT"
+	Skipped   = "SKIPPED"
+	NotRun    = "NOT RUN"
+)
+
+// HarnessErrorPrefix starts the failure message of a spec that could not
+// judge the target because the harness itself failed (the target did not
+// listen, the server command exited): such a failure is not a verdict on the
+// target, and makes the run exit 2.
+const HarnessErrorPrefix = "HARNESS ERROR"
+
+// Report is the JSON report (Schema 1).
+type Report struct {
+	Schema        int               `json:"schema"`             // always Schema
+	Runner        string            `json:"runner"`             // "echoadd-conform"
+	Version       string            `json:"version"`            // the runner's version
+	Target        string            `json:"target"`             // what was tested, for people
+	Framing       string            `json:"framing"`            // raw, len32 or varint
+	Strict        bool              `json:"strict"`             // SHOULD/MAY failures fail the run
+	Flags         map[string]string `json:"flags"`              // every runner flag and its value
+	Started       time.Time         `json:"started"`            // RFC 3339
+	Finished      time.Time         `json:"finished"`           // RFC 3339
+	Specs         []Spec            `json:"specs"`              // in run order; filtered-out specs are absent
+	Requirements  []Verdict         `json:"requirements"`       // one per catalogue requirement, in catalogue order
+	HarnessErrors []string          `json:"harness_errors"`     // why the run could not judge the target, if it could not
+	Warnings      []string          `json:"warnings,omitempty"` // suite inconsistencies (unknown IDs, level mismatch)
+	Verdict       string            `json:"verdict"`            // CONFORMANT, NOT CONFORMANT or HARNESS ERROR
+	ExitCode      int               `json:"exit_code"`          // the runner's exit status
+	ServerOutput  string            `json:"server_output"`      // captured output of a started server (tail)
+}
+
+// Spec is one spec's result.
+type Spec struct {
+	Name       string   `json:"name"`       // containers and leaf text
+	IDs        []string `json:"ids"`        // requirement IDs from its labels
+	Level      string   `json:"level"`      // must, should or may ("" when unlabelled)
+	Labels     []string `json:"labels"`     // all labels
+	State      string   `json:"state"`      // Ginkgo's: passed, failed, skipped, panicked, timedout, interrupted, aborted
+	Duration   float64  `json:"duration"`   // seconds
+	Failure    string   `json:"failure"`    // failure message, or the skip reason; "" when passed
+	Reason     string   `json:"reason"`     // first line of Failure
+	Transcript string   `json:"transcript"` // the spec's wire transcript, when the suite recorded one
+	Location   string   `json:"location"`   // file:line of the spec
+}
+
+// Verdict is one requirement's verdict.
+type Verdict struct {
+	ID           string   `json:"id"`
+	Level        string   `json:"level"` // from the catalogue
+	Text         string   `json:"text"`
+	Verdict      string   `json:"verdict"`       // PASS, FAIL, NON-STRICT, SKIPPED or NOT RUN
+	Specs        []string `json:"specs"`         // every spec of this run naming it
+	FailingSpecs []string `json:"failing_specs"` // those that failed
+	Reason       string   `json:"reason"`        // one line: the first failure's, or why skipped / not run
+}
+
+// Failed reports whether the spec's state is a failure state.
+func (s Spec) Failed() bool {
+	switch s.State {
+	case "passed", "skipped", "pending", "invalid":
+		return false
+	}
+	return true
+}
+
+// HarnessFailure reports whether the spec failed because of the harness.
+func (s Spec) HarnessFailure() bool {
+	return s.Failed() && strings.HasPrefix(s.Failure, HarnessErrorPrefix)
+}
+
+// Meta describes the run.
+type Meta struct {
+	Version string
+	Target  string
+	Framing string
+	Strict  bool
+	Flags   map[string]string
+	Started time.Time
+}
+
+// New starts a report.
+func New(m Meta) *Report {
+	return &Report{
+		Schema:        Schema,
+		Runner:        "echoadd-conform",
+		Version:       m.Version,
+		Target:        m.Target,
+		Framing:       m.Framing,
+		Strict:        m.Strict,
+		Flags:         m.Flags,
+		Started:       m.Started,
+		Specs:         []Spec{},
+		HarnessErrors: []string{},
+	}
+}
+
+// AddHarnessError records why the run cannot judge the target.
+func (r *Report) AddHarnessError(format string, args ...any) {
+	r.HarnessErrors = append(r.HarnessErrors, fmt.Sprintf(format, args...))
+}
+
+// AddGinkgo adds the specs that ran (filtered-out specs are left out) and
+// turns failed suite-level nodes (BeforeSuite, AfterSuite, ...) and special
+// suite failures (interrupt, suite timeout) into harness errors.
+func (r *Report) AddGinkgo(g types.Report) {
+	for _, sr := range g.SpecReports {
+		if sr.LeafNodeType != types.NodeTypeIt {
+			if sr.State.Is(types.SpecStateFailureStates) {
+				r.AddHarnessError("%s failed: %s", sr.LeafNodeType, firstLine(sr.Failure.Message))
+			}
+			continue
+		}
+		if sr.State == types.SpecStateSkipped && sr.Failure.Message == "" {
+			continue // filtered out, or not reached after a BeforeSuite failure
+		}
+		r.Specs = append(r.Specs, specOf(sr))
+	}
+	for _, reason := range g.SpecialSuiteFailureReasons {
+		r.AddHarnessError("suite: %s", reason)
+	}
+}
+
+func specOf(sr types.SpecReport) Spec {
+	s := Spec{
+		Name:     sr.FullText(),
+		Labels:   sr.Labels(),
+		State:    sr.State.String(),
+		Duration: sr.RunTime.Seconds(),
+		Failure:  sr.Failure.Message,
+		Location: sr.LeafNodeLocation.String(),
+		IDs:      []string{},
+	}
+	s.IDs, s.Level = classify(s.Labels)
+	s.Reason = firstLine(s.Failure)
+	s.Transcript = transcriptOf(sr)
+	return s
+}
+
+// classify picks the requirement IDs and the level out of a spec's labels.
+// The strongest level wins if a spec (wrongly) carries several.
+func classify(labels []string) (ids []string, level string) {
+	ids = []string{}
+	rank := len(Levels)
+	for _, l := range labels {
+		switch {
+		case IsID(l):
+			if !slices.Contains(ids, l) {
+				ids = append(ids, l)
+			}
+		case IsLevel(l):
+			if i := slices.Index(Levels, l); i < rank {
+				rank, level = i, l
+			}
+		}
+	}
+	return ids, level
+}
+
+// transcriptOf is the spec's wire transcript: a "transcript" report entry if
+// the suite made one, else the failure message after its first line (the
+// contract puts the transcript there).
+func transcriptOf(sr types.SpecReport) string {
+	var parts []string
+	for _, e := range sr.ReportEntries {
+		if strings.EqualFold(e.Name, "transcript") {
+			parts = append(parts, e.StringRepresentation())
+		}
+	}
+	if len(parts) > 0 {
+		return strings.Join(parts, "\n")
+	}
+	if sr.State.Is(types.SpecStateFailureStates) {
+		if _, rest, ok := strings.Cut(sr.Failure.Message, "\n"); ok {
+			return strings.TrimLeft(rest, "\n")
+		}
+	}
+	return ""
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(line)
+}
+
+// Finish computes the per-requirement verdicts against cat, the overall
+// verdict and the exit code.
+func (r *Report) Finish(finished time.Time, cat []Requirement) {
+	r.Finished = finished
+	r.Warnings = nil
+	for _, s := range r.Specs {
+		if s.HarnessFailure() {
+			r.AddHarnessError("%s: %s", s.Name, s.Reason)
+		}
+		r.Warnings = append(r.Warnings, checkLabels(s, cat)...)
+	}
+
+	r.Requirements = make([]Verdict, 0, len(cat))
+	mustFailed, otherFailed := false, false
+	for _, req := range cat {
+		v := r.verdictFor(req)
+		switch v.Verdict {
+		case Fail:
+			mustFailed = true
+		case NonStrict:
+			otherFailed = true
+		}
+		r.Requirements = append(r.Requirements, v)
+	}
+	// A failing spec naming no catalogue requirement still counts, at its own level.
+	for _, s := range r.Specs {
+		if s.Failed() && !s.HarnessFailure() && !namesKnown(s, cat) {
+			if s.Level == "must" || s.Level == "" {
+				mustFailed = true
+			} else {
+				otherFailed = true
+			}
+		}
+	}
+
+	switch {
+	case len(r.HarnessErrors) > 0:
+		r.Verdict, r.ExitCode = HarnessError, ExitHarnessError
+	case mustFailed || (r.Strict && otherFailed):
+		r.Verdict, r.ExitCode = NotConformant, ExitNotConformant
+	default:
+		r.Verdict, r.ExitCode = Conformant, ExitConformant
+	}
+}
+
+func (r *Report) verdictFor(req Requirement) Verdict {
+	v := Verdict{ID: req.ID, Level: req.Level, Text: req.Text, Specs: []string{}, FailingSpecs: []string{}}
+	passed, skipReason := 0, ""
+	for _, s := range r.Specs {
+		if !slices.Contains(s.IDs, req.ID) {
+			continue
+		}
+		v.Specs = append(v.Specs, s.Name)
+		switch {
+		case s.HarnessFailure():
+			// not a verdict on the target
+		case s.Failed():
+			v.FailingSpecs = append(v.FailingSpecs, s.Name)
+			if v.Reason == "" {
+				v.Reason = s.Reason
+			}
+		case s.State == "passed":
+			passed++
+		case s.State == "skipped" && skipReason == "":
+			skipReason = s.Reason
+		}
+	}
+	switch {
+	case len(v.FailingSpecs) > 0 && req.Level == "must":
+		v.Verdict = Fail
+	case len(v.FailingSpecs) > 0:
+		v.Verdict = NonStrict
+	case passed > 0:
+		v.Verdict = Pass
+		if skipReason != "" {
+			v.Reason = "some specs skipped: " + skipReason
+		}
+	case skipReason != "":
+		v.Verdict, v.Reason = Skipped, skipReason
+	case len(v.Specs) > 0:
+		v.Verdict, v.Reason = NotRun, "harness error"
+	default:
+		v.Verdict, v.Reason = NotRun, "no spec selected for this run"
+	}
+	return v
+}
+
+func namesKnown(s Spec, cat []Requirement) bool {
+	for _, id := range s.IDs {
+		if _, ok := Lookup(cat, id); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// checkLabels reports how a spec's labels disagree with the catalogue.
+func checkLabels(s Spec, cat []Requirement) []string {
+	var w []string
+	if len(s.IDs) == 0 {
+		w = append(w, fmt.Sprintf("spec %q names no requirement ID", s.Name))
+	}
+	if s.Level == "" {
+		w = append(w, fmt.Sprintf("spec %q has no level label (must, should, may)", s.Name))
+	}
+	for _, id := range s.IDs {
+		req, ok := Lookup(cat, id)
+		switch {
+		case !ok:
+			w = append(w, fmt.Sprintf("spec %q names %s, which PROTOCOL.md does not define", s.Name, id))
+		case s.Level != "" && req.Level != s.Level:
+			w = append(w, fmt.Sprintf("spec %q is labelled %s but %s is %s", s.Name, s.Level, id, strings.ToUpper(req.Level)))
+		}
+	}
+	return w
+}

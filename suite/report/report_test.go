@@ -1,0 +1,251 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"go/format"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+)
+
+var testCatalogue = []Requirement{
+	{ID: "EA-ECHO-1", Level: "must", Text: "echo"},
+	{ID: "EA-ERR-1", Level: "should", Text: "errors"},
+	{ID: "EA-LIM-3", Level: "should", Text: "read timeout"},
+	{ID: "EA-LIM-4", Level: "may", Text: "idle"},
+	{ID: "EA-ADD-1", Level: "must", Text: "add"},
+}
+
+func it(name string, state types.SpecState, msg string, labels ...string) types.SpecReport {
+	return types.SpecReport{
+		LeafNodeType:   types.NodeTypeIt,
+		LeafNodeText:   name,
+		LeafNodeLabels: labels,
+		State:          state,
+		Failure:        types.Failure{Message: msg},
+		RunTime:        1500 * time.Millisecond,
+	}
+}
+
+func build(strict bool, specs ...types.SpecReport) *Report {
+	r := New(Meta{Version: "test", Target: "t", Framing: "raw", Strict: strict, Started: time.Unix(0, 0).UTC()})
+	r.AddGinkgo(types.Report{SpecReports: specs})
+	r.Finish(time.Unix(10, 0).UTC(), testCatalogue)
+	return r
+}
+
+func verdicts(r *Report) map[string]string {
+	m := map[string]string{}
+	for _, v := range r.Requirements {
+		m[v.ID] = v.Verdict
+	}
+	return m
+}
+
+func TestVerdicts(t *testing.T) {
+	passEcho := it("echo", types.SpecStatePassed, "", "EA-ECHO-1", "must")
+	passAdd := it("add", types.SpecStatePassed, "", "EA-ADD-1", "must")
+	tests := []struct {
+		name   string
+		strict bool
+		specs  []types.SpecReport
+		want   map[string]string
+		exit   int
+	}{
+		{
+			name:  "all pass, rest not run",
+			specs: []types.SpecReport{passEcho, passAdd},
+			want:  map[string]string{"EA-ECHO-1": Pass, "EA-ADD-1": Pass, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
+			exit:  ExitConformant,
+		},
+		{
+			name:  "must failure fails the run",
+			specs: []types.SpecReport{passEcho, it("add wraps", types.SpecStateFailed, "EA-ADD-1: got 1, want 3\n-> 10 01", "EA-ADD-1", "must")},
+			want:  map[string]string{"EA-ECHO-1": Pass, "EA-ADD-1": Fail, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
+			exit:  ExitNotConformant,
+		},
+		{
+			name:  "should failure is non-strict",
+			specs: []types.SpecReport{passEcho, it("err", types.SpecStateFailed, "EA-ERR-1: no error", "EA-ERR-1", "should"), it("idle", types.SpecStatePanicked, "boom", "EA-LIM-4", "may")},
+			want:  map[string]string{"EA-ECHO-1": Pass, "EA-ADD-1": NotRun, "EA-ERR-1": NonStrict, "EA-LIM-3": NotRun, "EA-LIM-4": NonStrict},
+			exit:  ExitConformant,
+		},
+		{
+			name:   "should failure fails a strict run",
+			strict: true,
+			specs:  []types.SpecReport{passEcho, it("err", types.SpecStateFailed, "EA-ERR-1: no error", "EA-ERR-1", "should")},
+			want:   map[string]string{"EA-ECHO-1": Pass, "EA-ADD-1": NotRun, "EA-ERR-1": NonStrict, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
+			exit:   ExitNotConformant,
+		},
+		{
+			name:  "skip with reason, filtered spec absent",
+			specs: []types.SpecReport{it("timeout", types.SpecStateSkipped, "needs --read-timeout", "EA-LIM-3", "should"), it("filtered", types.SpecStateSkipped, "", "EA-ECHO-1", "must")},
+			want:  map[string]string{"EA-ECHO-1": NotRun, "EA-ADD-1": NotRun, "EA-ERR-1": NotRun, "EA-LIM-3": Skipped, "EA-LIM-4": NotRun},
+			exit:  ExitConformant,
+		},
+		{
+			name:  "harness error is exit 2, not a verdict",
+			specs: []types.SpecReport{it("echo", types.SpecStateFailed, HarnessErrorPrefix+": dial tcp: connection refused", "EA-ECHO-1", "must")},
+			want:  map[string]string{"EA-ECHO-1": NotRun, "EA-ADD-1": NotRun, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
+			exit:  ExitHarnessError,
+		},
+		{
+			name:  "failed BeforeSuite is a harness error",
+			specs: []types.SpecReport{{LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStateFailed, Failure: types.Failure{Message: "server never listened"}}},
+			want:  map[string]string{"EA-ECHO-1": NotRun, "EA-ADD-1": NotRun, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
+			exit:  ExitHarnessError,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := build(tt.strict, tt.specs...)
+			if got := verdicts(r); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("verdicts = %v, want %v", got, tt.want)
+			}
+			if r.ExitCode != tt.exit {
+				t.Errorf("exit code = %d, want %d (harness errors %q)", r.ExitCode, tt.exit, r.HarnessErrors)
+			}
+		})
+	}
+}
+
+func TestFailureDetails(t *testing.T) {
+	r := build(false, it("add wraps", types.SpecStateFailed, "EA-ADD-1: got 1, want 3\n\n-> 10 01\n<- 08 01", "add", "EA-ADD-1", "must"))
+	s := r.Specs[0]
+	if s.Reason != "EA-ADD-1: got 1, want 3" || s.Transcript != "-> 10 01\n<- 08 01" || s.Level != "must" || !slices.Equal(s.IDs, []string{"EA-ADD-1"}) {
+		t.Errorf("spec = %+v", s)
+	}
+	v := r.Requirements[4]
+	if v.ID != "EA-ADD-1" || v.Reason != s.Reason || !slices.Equal(v.FailingSpecs, []string{"add wraps"}) {
+		t.Errorf("verdict = %+v", v)
+	}
+}
+
+func TestLabelWarnings(t *testing.T) {
+	r := build(false, it("x", types.SpecStatePassed, "", "EA-ERR-1", "must"), it("y", types.SpecStatePassed, "", "EA-NOPE-1", "must"))
+	want := []string{
+		`spec "x" is labelled must but EA-ERR-1 is SHOULD`,
+		`spec "y" names EA-NOPE-1, which PROTOCOL.md does not define`,
+	}
+	if !slices.Equal(r.Warnings, want) {
+		t.Errorf("warnings = %q, want %q", r.Warnings, want)
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	r := build(false, it("add wraps", types.SpecStateFailed, "EA-ADD-1: got 1\n-> 10", "EA-ADD-1", "must"), it("echo", types.SpecStatePassed, "", "EA-ECHO-1", "must"))
+	r.Flags = map[string]string{"framing": "raw"}
+	r.ServerOutput = "listening on 127.0.0.1:1\n"
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&back, r) {
+		t.Errorf("round trip changed the report:\n got %+v\nwant %+v", back, *r)
+	}
+	// The documented top-level keys are all present.
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(b, &keys); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"schema", "runner", "version", "target", "framing", "strict", "flags", "started", "finished", "specs", "requirements", "harness_errors", "verdict", "exit_code", "server_output"} {
+		if _, ok := keys[k]; !ok {
+			t.Errorf("JSON report lacks %q", k)
+		}
+	}
+}
+
+func TestTable(t *testing.T) {
+	r := build(false, it("add wraps", types.SpecStateFailed, "EA-ADD-1: got 1, want 3\n-> 10", "EA-ADD-1", "must"), it("echo", types.SpecStatePassed, "", "EA-ECHO-1", "must"))
+	var b bytes.Buffer
+	if err := r.WriteTable(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"EA-ADD-1     MUST    FAIL        0/1    EA-ADD-1: got 1, want 3        add wraps",
+		"EA-ECHO-1    MUST    PASS        1/1",
+		"NOT CONFORMANT: 1 PASS, 1 FAIL, 0 NON-STRICT, 0 SKIPPED, 3 NOT RUN (raw framing, t); exit 1",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestParseCatalogue(t *testing.T) {
+	good := "# x\n- **EA-A-1** (MUST) One.\nprose\n- **EA-B-2** (SHOULD) Two.\n"
+	got, err := ParseCatalogue(strings.NewReader(good))
+	want := []Requirement{{"EA-A-1", "must", "One."}, {"EA-B-2", "should", "Two."}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseCatalogue = %v, %v; want %v", got, err, want)
+	}
+	for name, bad := range map[string]string{
+		"bad level": "- **EA-A-1** (MUSTN'T) One.\n",
+		"duplicate": "- **EA-A-1** (MUST) One.\n- **EA-A-1** (MAY) Again.\n",
+		"empty":     "prose only\n",
+	} {
+		if _, err := ParseCatalogue(strings.NewReader(bad)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// TestCatalogueFresh fails when PROTOCOL.md changed and catalogue_gen.go was
+// not regenerated.
+func TestCatalogueFresh(t *testing.T) {
+	f, err := os.Open("../../PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	reqs, err := ParseCatalogue(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := format.Source(CatalogueSource(reqs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("catalogue_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("suite/report/catalogue_gen.go is stale: run `go generate ./suite/report` and commit it")
+	}
+	if !reflect.DeepEqual(reqs, Catalogue) {
+		t.Errorf("Catalogue differs from PROTOCOL.md: run `go generate ./suite/report`")
+	}
+}
+
+func TestListingRoundTrip(t *testing.T) {
+	specs := []ListedSpec{
+		{Framing: "len32", IDs: []string{"EA-FRAME-4", "EA-FRAME-6"}, Level: "must", Name: "Framing [It] len32 prefix"},
+		{Framing: "len32", IDs: []string{"EA-ERR-1"}, Level: "should", Name: "Errors [It] x"},
+	}
+	var b bytes.Buffer
+	if err := WriteListing(&b, "len32", specs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseListing(&b)
+	if err != nil || !reflect.DeepEqual(got, specs) {
+		t.Errorf("ParseListing = %+v, %v; want %+v", got, err, specs)
+	}
+	var md bytes.Buffer
+	if err := WriteRequirementsMarkdown(&md, testCatalogue, specs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "| EA-ERR-1 | SHOULD | 1 | Errors [It] x (len32) |") || !strings.Contains(md.String(), "| EA-ECHO-1 | MUST | 0 | **none** |") {
+		t.Errorf("markdown:\n%s", md.String())
+	}
+}

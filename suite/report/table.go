@@ -1,0 +1,82 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteTable writes the per-requirement table and the overall verdict, for
+// people. color adds ANSI colours to the verdicts.
+func (r *Report) WriteTable(w io.Writer, color bool) error {
+	ew := &errWriter{w: w}
+	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REQUIREMENT\tLEVEL\tVERDICT\tSPECS\tREASON\tFAILING SPECS")
+	count := map[string]int{}
+	for _, v := range r.Requirements {
+		count[v.Verdict]++
+		specs := "-"
+		if len(v.Specs) > 0 {
+			specs = fmt.Sprintf("%d/%d", len(v.Specs)-len(v.FailingSpecs), len(v.Specs))
+		}
+		// Pad before colouring: tabwriter counts the escape bytes otherwise.
+		verdict := paint(fmt.Sprintf("%-10s", v.Verdict), v.Verdict, color)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, strings.ToUpper(v.Level), verdict, specs,
+			orDash(v.Reason), orDash(strings.Join(v.FailingSpecs, "; ")))
+	}
+	tw.Flush()
+	for _, w := range r.Warnings {
+		fmt.Fprintf(ew, "warning: %s\n", w)
+	}
+	for _, e := range r.HarnessErrors {
+		fmt.Fprintf(ew, "harness error: %s\n", e)
+	}
+	fmt.Fprintf(ew, "\n%s: %d PASS, %d FAIL, %d NON-STRICT, %d SKIPPED, %d NOT RUN (%s framing, %s); exit %d\n",
+		paint(r.Verdict, r.Verdict, color), count[Pass], count[Fail], count[NonStrict], count[Skipped], count[NotRun],
+		r.Framing, r.Target, r.ExitCode)
+	return ew.err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func paint(s, verdict string, color bool) string {
+	if !color {
+		return s
+	}
+	code := ""
+	switch verdict {
+	case Pass, Conformant:
+		code = "32" // green
+	case Fail, NotConformant, HarnessError:
+		code = "31;1" // bold red
+	case NonStrict:
+		code = "33" // yellow
+	case Skipped, NotRun:
+		code = "36" // cyan
+	}
+	if code == "" {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+// errWriter keeps the first write error, so that callers check once.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
