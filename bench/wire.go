@@ -1,0 +1,274 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"echoadd/protocol"
+)
+
+// SplitReply finds the first whole reply at the start of buf, as a client
+// reads them: in the framed modes it is protocol.Framing.Split; in raw
+// framing each top-level field 1, 2 or 3 (of any shape: EA-ERR-2) ends one
+// reply and other fields are skipped. Its results mean what Split's do.
+func SplitReply(f protocol.Framing, buf []byte, max int) (msg []byte, n int, err error) {
+	if f != protocol.Raw {
+		return f.Split(buf, max)
+	}
+	for n < len(buf) {
+		rest := buf[n:]
+		num, typ, tagLen := protowire.ConsumeTag(rest)
+		if tagLen < 0 {
+			if errors.Is(protowire.ParseError(tagLen), io.ErrUnexpectedEOF) {
+				return nil, n, protocol.ErrIncomplete
+			}
+			return nil, n, &protocol.FramingError{Framing: f, Offset: n, Reason: "invalid field tag in reply"}
+		}
+		if typ == protowire.BytesType {
+			length, k := protowire.ConsumeVarint(rest[tagLen:])
+			if k > 0 && length > uint64(max) {
+				return nil, n, &protocol.TooLargeError{Size: length, Max: max}
+			}
+		}
+		valLen := protowire.ConsumeFieldValue(num, typ, rest[tagLen:])
+		if valLen < 0 {
+			if errors.Is(protowire.ParseError(valLen), io.ErrUnexpectedEOF) {
+				return nil, n, protocol.ErrIncomplete
+			}
+			return nil, n, &protocol.FramingError{Framing: f, Offset: n, Reason: fmt.Sprintf("field %d of the reply cannot be parsed", num)}
+		}
+		size := tagLen + valLen
+		if num >= 1 && num <= 3 {
+			return rest[:size:size], n + size, nil
+		}
+		n += size
+	}
+	return nil, n, protocol.ErrIncomplete
+}
+
+// ReplyReader reads replies from a connection with one reused buffer.
+type ReplyReader struct {
+	r       io.Reader
+	framing protocol.Framing
+	max     int
+	buf     []byte
+	start   int
+	end     int
+}
+
+// NewReplyReader returns a reader of f-framed replies of at most max bytes.
+func NewReplyReader(r io.Reader, f protocol.Framing, max int) *ReplyReader {
+	if max <= 0 {
+		max = protocol.DefaultMaxMessageSize
+	}
+	return &ReplyReader{r: r, framing: f, max: max, buf: make([]byte, 4<<10)}
+}
+
+// Next returns the next reply's encoding, valid until the next call. It
+// returns io.EOF at a clean boundary and io.ErrUnexpectedEOF inside a reply.
+func (rr *ReplyReader) Next() ([]byte, error) {
+	for {
+		msg, n, err := SplitReply(rr.framing, rr.buf[rr.start:rr.end], rr.max)
+		rr.start += n
+		if err == nil {
+			return msg, nil
+		}
+		if !errors.Is(err, protocol.ErrIncomplete) {
+			return nil, err
+		}
+		if rr.start == rr.end {
+			rr.start, rr.end = 0, 0
+		} else if rr.end == len(rr.buf) {
+			if rr.start > 0 {
+				rr.end = copy(rr.buf, rr.buf[rr.start:rr.end])
+				rr.start = 0
+			} else {
+				grown := make([]byte, min(2*len(rr.buf), rr.max+protocol.MaxPrefixLen+16))
+				rr.end = copy(grown, rr.buf[rr.start:rr.end])
+				rr.start = 0
+				rr.buf = grown
+			}
+		}
+		k, err := rr.r.Read(rr.buf[rr.end:])
+		rr.end += k
+		if err != nil {
+			if errors.Is(err, io.EOF) && rr.start < rr.end {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+}
+
+// appendEcho appends the framed request ClientMessage{echo_message{content}}.
+func appendEcho(dst []byte, f protocol.Framing, content []byte) []byte {
+	inner := 0
+	if len(content) > 0 {
+		inner = 1 + protowire.SizeBytes(len(content))
+	}
+	dst = appendPrefix(dst, f, 1+protowire.SizeBytes(inner))
+	dst = append(dst, 0x0a)
+	dst = protowire.AppendVarint(dst, uint64(inner))
+	if len(content) > 0 {
+		dst = append(dst, 0x0a)
+		dst = protowire.AppendVarint(dst, uint64(len(content)))
+		dst = append(dst, content...)
+	}
+	return dst
+}
+
+// appendAdd appends the framed request ClientMessage{add_request{a, b}}.
+func appendAdd(dst []byte, f protocol.Framing, a, b int32) []byte {
+	inner := 0
+	if a != 0 {
+		inner += 1 + protowire.SizeVarint(uint64(int64(a)))
+	}
+	if b != 0 {
+		inner += 1 + protowire.SizeVarint(uint64(int64(b)))
+	}
+	dst = appendPrefix(dst, f, 1+protowire.SizeBytes(inner))
+	dst = append(dst, 0x12)
+	dst = protowire.AppendVarint(dst, uint64(inner))
+	if a != 0 {
+		dst = append(dst, 0x08)
+		dst = protowire.AppendVarint(dst, uint64(int64(a)))
+	}
+	if b != 0 {
+		dst = append(dst, 0x10)
+		dst = protowire.AppendVarint(dst, uint64(int64(b)))
+	}
+	return dst
+}
+
+func appendPrefix(dst []byte, f protocol.Framing, size int) []byte {
+	switch f {
+	case protocol.Len32:
+		dst = append(dst, byte(size>>24), byte(size>>16), byte(size>>8), byte(size))
+	case protocol.Varint:
+		dst = protowire.AppendVarint(dst, uint64(size))
+	}
+	return dst
+}
+
+// expectation is what one request's reply must be.
+type expectation struct {
+	add     bool
+	sum     int32
+	content []byte // echo: aliases the request's content
+}
+
+// checkReply validates one reply's encoding against what was asked. The
+// fast path parses by hand; a mismatch is described with protocol.DecodeReply
+// so that the example reads well. nil means the reply is right.
+func checkReply(body []byte, want expectation) error {
+	if ok := matchReply(body, want); ok {
+		return nil
+	}
+	var wantText string
+	if want.add {
+		wantText = fmt.Sprintf("add_response{result: %d}", want.sum)
+	} else {
+		wantText = fmt.Sprintf("echo_message{content: %s}", quoteShort(want.content))
+	}
+	m, err := protocol.DecodeReply(body)
+	if err != nil {
+		return fmt.Errorf("undecodable reply %s (%v); want %s", hexShort(body), err, wantText)
+	}
+	var got string
+	switch {
+	case m.GetError() != nil:
+		got = fmt.Sprintf("error{code: %v, detail: %q}", m.GetError().GetCode(), m.GetError().GetDetail())
+	case m.GetAddResponse() != nil:
+		got = fmt.Sprintf("add_response{result: %d}", m.GetAddResponse().GetResult())
+	case m.GetEchoMessage() != nil:
+		got = fmt.Sprintf("echo_message{content: %s}", quoteShort([]byte(m.GetEchoMessage().GetContent())))
+	default:
+		got = "a reply with no oneof set"
+	}
+	return fmt.Errorf("got %s, want %s (reply bytes %s)", got, wantText, hexShort(body))
+}
+
+// matchReply parses a ServerMessage as proto.Unmarshal would (last oneof
+// field wins, a repeated field of the same case merges) and compares.
+func matchReply(b []byte, want expectation) bool {
+	var (
+		which   protowire.Number
+		content []byte
+		sum     int32
+	)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		if num < 1 || num > 3 {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return false
+			}
+			b = b[n:]
+			continue
+		}
+		if typ != protowire.BytesType {
+			return false
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		if num != which {
+			which, content, sum = num, nil, 0
+		}
+		for len(v) > 0 {
+			inum, ityp, k := protowire.ConsumeTag(v)
+			if k < 0 {
+				return false
+			}
+			v = v[k:]
+			switch {
+			case num == 1 && inum == 1 && ityp == protowire.BytesType:
+				c, k := protowire.ConsumeBytes(v)
+				if k < 0 {
+					return false
+				}
+				content, v = c, v[k:]
+			case num == 2 && inum == 1 && ityp == protowire.VarintType:
+				x, k := protowire.ConsumeVarint(v)
+				if k < 0 {
+					return false
+				}
+				sum, v = int32(x), v[k:]
+			default:
+				k = protowire.ConsumeFieldValue(inum, ityp, v)
+				if k < 0 {
+					return false
+				}
+				v = v[k:]
+			}
+		}
+	}
+	if want.add {
+		return which == 2 && sum == want.sum
+	}
+	return which == 1 && bytes.Equal(content, want.content)
+}
+
+func quoteShort(b []byte) string {
+	if len(b) > 40 {
+		return fmt.Sprintf("%q... (%d bytes)", b[:40], len(b))
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+func hexShort(b []byte) string {
+	if len(b) > 32 {
+		return fmt.Sprintf("%x... (%d bytes)", b[:32], len(b))
+	}
+	return fmt.Sprintf("%x", b)
+}
