@@ -20,7 +20,8 @@ type Decoder struct {
 	r       io.Reader
 	framing Framing
 	max     int
-	buf     []byte // buf[start:end] is read but not yet returned
+	split   func(Framing, []byte, int) ([]byte, int, error) // Framing.Split or SplitReply
+	buf     []byte                                          // buf[start:end] is read but not yet returned
 	start   int
 	end     int
 	readErr error // deferred until the buffered bytes are used up
@@ -32,7 +33,16 @@ func NewDecoder(r io.Reader, f Framing, max int) *Decoder {
 	if max <= 0 {
 		max = DefaultMaxMessageSize
 	}
-	return &Decoder{r: r, framing: f, max: max}
+	return &Decoder{r: r, framing: f, max: max, split: Framing.Split}
+}
+
+// NewReplyDecoder returns a Decoder for the replies a client reads: it
+// splits with Framing.SplitReply, so that in raw framing an error reply
+// (field 3) is delimited too.
+func NewReplyDecoder(r io.Reader, f Framing, max int) *Decoder {
+	d := NewDecoder(r, f, max)
+	d.split = Framing.SplitReply
+	return d
 }
 
 // Next returns the next message's encoding; it is valid until the next call.
@@ -40,7 +50,7 @@ func NewDecoder(r io.Reader, f Framing, max int) *Decoder {
 // stream ends inside a message, and the typed errors of Split otherwise.
 func (d *Decoder) Next() ([]byte, error) {
 	for {
-		msg, n, err := d.framing.Split(d.buf[d.start:d.end], d.max)
+		msg, n, err := d.split(d.framing, d.buf[d.start:d.end], d.max)
 		d.start += n
 		if err == nil {
 			return msg, nil
@@ -62,7 +72,12 @@ func (d *Decoder) Next() ([]byte, error) {
 // server writes replies out when it reaches 0.
 func (d *Decoder) Buffered() int { return d.end - d.start }
 
-// fill reads at least once into the free space, making room first.
+// maxEmptyReads is how many reads in a row may return no bytes and no
+// error before fill gives up with io.ErrNoProgress, as bufio does.
+const maxEmptyReads = 100
+
+// fill reads into the free space, making room first, until it gets bytes
+// or an error; the error is kept in readErr.
 func (d *Decoder) fill() {
 	if d.start == d.end {
 		d.start, d.end = 0, 0
@@ -75,20 +90,32 @@ func (d *Decoder) fill() {
 			size := max(2*len(d.buf), initialBufferSize)
 			// A whole frame is at most the limit plus its prefix; Split fails
 			// before the buffered bytes could exceed that.
-			size = min(size, d.max+MaxPrefixLen)
+			if limit := d.max + MaxPrefixLen; limit > 0 { // else it overflowed: no cap
+				size = min(size, limit)
+			}
+			if size <= len(d.buf) {
+				// Unreachable while Split keeps its promise.
+				d.readErr = fmt.Errorf("protocol: %d buffered bytes and still no whole %v frame", len(d.buf), d.framing)
+				return
+			}
 			grown := make([]byte, size)
 			d.end = copy(grown, d.buf[d.start:d.end])
 			d.start = 0
 			d.buf = grown
 		}
 	}
-	n, err := d.r.Read(d.buf[d.end:])
-	d.end += n
-	if err != nil {
-		d.readErr = err
-	} else if n == 0 {
-		d.readErr = io.ErrNoProgress
+	for range maxEmptyReads {
+		n, err := d.r.Read(d.buf[d.end:])
+		d.end += n
+		if err != nil {
+			d.readErr = err
+			return
+		}
+		if n > 0 {
+			return
+		}
 	}
+	d.readErr = io.ErrNoProgress
 }
 
 // DecodeRequest reads and decodes the next request.
@@ -100,8 +127,18 @@ func (d *Decoder) DecodeRequest() (*ClientMessage, error) {
 	return DecodeRequest(msg)
 }
 
+// DecodeReply reads and decodes the next reply; use it on a Decoder from
+// NewReplyDecoder.
+func (d *Decoder) DecodeReply() (*ServerMessage, error) {
+	msg, err := d.Next()
+	if err != nil {
+		return nil, err
+	}
+	return DecodeReply(msg)
+}
+
 // Encoder writes messages to an io.Writer in one framing, each message with
-// a single Write call (EA-FRAME-3).
+// a single Write call (EA-FRAME-2).
 type Encoder struct {
 	w       io.Writer
 	framing Framing
@@ -128,10 +165,14 @@ func (e *Encoder) Encode(m proto.Message) error {
 // to be written in raw framing, where it would be invisible to the peer.
 var ErrEmptyRawMessage = errors.New("protocol: an empty message cannot be sent in raw framing")
 
-// AppendMessage appends m's encoding with f's length prefix.
+// AppendMessage appends m's encoding with f's length prefix. On error it
+// returns dst unchanged.
 func (f Framing) AppendMessage(dst []byte, m proto.Message) ([]byte, error) {
-	opts := proto.MarshalOptions{UseCachedSize: true}
-	size := opts.Size(m) // also fills the cache that UseCachedSize reads
+	// proto.Size computes the sizes afresh and caches them for the marshal
+	// below; asking it with UseCachedSize would return sizes cached before m
+	// was last changed.
+	size := proto.Size(m)
+	orig := len(dst)
 	switch f {
 	case Raw:
 		if size == 0 {
@@ -144,7 +185,11 @@ func (f Framing) AppendMessage(dst []byte, m proto.Message) ([]byte, error) {
 	default:
 		return dst, fmt.Errorf("protocol: %v is not a framing", f)
 	}
-	return opts.MarshalAppend(dst, m)
+	out, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(dst, m)
+	if err != nil {
+		return dst[:orig], err
+	}
+	return out, nil
 }
 
 // IllegalWriter writes what a strict Encoder never does: arbitrary bytes,

@@ -3,6 +3,8 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 )
 
 // ErrIncomplete is returned by Framing.Split when the buffer does not yet
@@ -13,7 +15,7 @@ var ErrIncomplete = errors.New("protocol: incomplete frame, need more bytes")
 // (EA-LIM-2). It is returned as soon as the prefix or tag is read, before
 // anything is allocated for the body.
 type TooLargeError struct {
-	Size uint64 // declared size of the message in bytes
+	Size uint64 // declared size of the message in bytes (saturates at 2^64-1)
 	Max  int    // the limit in force
 }
 
@@ -22,7 +24,7 @@ func (e *TooLargeError) Error() string {
 }
 
 // FramingError reports bytes that cannot be split into messages: an invalid
-// tag in raw framing, an overlong varint length prefix (EA-FRAME-4). The
+// tag in raw framing, an overlong varint length prefix (EA-MAL-5). The
 // stream cannot be resynchronised after it.
 type FramingError struct {
 	Framing Framing
@@ -74,7 +76,10 @@ func describeCode(c Code) string {
 
 // ErrorCode maps an error from this package to the Code an Error reply
 // carries for it: what a server sends back when Split, Decoder.Next or
-// DecodeRequest fails. Unknown errors map to CODE_UNSPECIFIED.
+// DecodeRequest fails. A stream that ends inside a frame
+// (io.ErrUnexpectedEOF) is CODE_FRAMING; a read deadline that expires
+// (os.ErrDeadlineExceeded, as net.Conn reports it) is CODE_TIMEOUT. Other
+// errors map to CODE_UNSPECIFIED.
 func ErrorCode(err error) Code {
 	var tooLarge *TooLargeError
 	var framing *FramingError
@@ -86,6 +91,10 @@ func ErrorCode(err error) Code {
 		return Code_CODE_FRAMING
 	case errors.As(err, &request):
 		return request.Code
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return Code_CODE_FRAMING
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return Code_CODE_TIMEOUT
 	default:
 		return Code_CODE_UNSPECIFIED
 	}

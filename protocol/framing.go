@@ -5,23 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Framing is how messages are delimited on a connection (PROTOCOL.md
-// "Framing"). A listener speaks exactly one framing (EA-FRAME-1).
+// "Framing"). A listener speaks exactly one framing.
 type Framing int
 
 const (
 	// Raw is the original form: a message is its encoding, with no prefix.
 	// Requests are delimited by parsing top-level ClientMessage fields
-	// (EA-FRAME-2).
+	// (EA-FRAME-1).
 	Raw Framing = iota
-	// Len32 prefixes each message with its length as 4 bytes, big-endian.
+	// Len32 prefixes each message with its length as 4 bytes, big-endian
+	// (EA-FRAME-4).
 	Len32
 	// Varint prefixes each message with its length as a protobuf varint, as
-	// protodelim and Java's writeDelimitedTo do.
+	// protodelim and Java's writeDelimitedTo do (EA-FRAME-5).
 	Varint
 )
 
@@ -83,9 +85,30 @@ const MaxPrefixLen = binary.MaxVarintLen64
 //   - *TooLargeError or *FramingError: the stream is unusable (see Fatal).
 //
 // In raw framing, top-level fields other than 1 and 2 are skipped by their
-// wire type; n counts them even when the error is ErrIncomplete. max <= 0
-// means DefaultMaxMessageSize. Split never allocates.
+// wire type; n counts them even when the error is ErrIncomplete or a fatal
+// error (the offending field starts at n). A skipped field counts against
+// max like a request. max <= 0 means DefaultMaxMessageSize. Split never
+// allocates, and checks a declared size against max before anything else.
+//
+// Split delimits requests (ClientMessage); SplitReply delimits replies.
 func (f Framing) Split(buf []byte, max int) (msg []byte, n int, err error) {
+	return f.split(buf, max, requestFields)
+}
+
+// SplitReply is Split for replies (ServerMessage), as a client reads them:
+// in raw framing, a top-level field 1, 2 or 3 of any wire type is one reply
+// (EA-ERR-2); in len32 and varint framing it is the same as Split.
+func (f Framing) SplitReply(buf []byte, max int) (msg []byte, n int, err error) {
+	return f.split(buf, max, replyFields)
+}
+
+// Top-level field numbers that are one message each in raw framing.
+const (
+	requestFields = 2 // ClientMessage: 1 echo_message, 2 add_request
+	replyFields   = 3 // ServerMessage: 1 echo_message, 2 add_response, 3 error
+)
+
+func (f Framing) split(buf []byte, max int, lastField protowire.Number) (msg []byte, n int, err error) {
 	if max <= 0 {
 		max = DefaultMaxMessageSize
 	}
@@ -109,7 +132,7 @@ func (f Framing) Split(buf []byte, max int) (msg []byte, n int, err error) {
 			if errors.Is(protowire.ParseError(k), io.ErrUnexpectedEOF) {
 				return nil, 0, ErrIncomplete
 			}
-			return nil, 0, &FramingError{Framing: f, Reason: "length prefix is a varint longer than 10 bytes"}
+			return nil, 0, &FramingError{Framing: f, Reason: "length prefix is not a varint of at most 10 bytes and 64 bits"}
 		}
 		if size > uint64(max) {
 			return nil, 0, &TooLargeError{Size: size, Max: max}
@@ -120,16 +143,18 @@ func (f Framing) Split(buf []byte, max int) (msg []byte, n int, err error) {
 		}
 		return buf[k:end:end], end, nil
 	case Raw:
-		return splitRaw(buf, max)
+		return splitRaw(buf, max, lastField)
 	default:
 		return nil, 0, fmt.Errorf("protocol: %v is not a framing", f)
 	}
 }
 
-// splitRaw delimits raw requests by their top-level fields (EA-FRAME-2):
-// each whole field 1 or 2 is one request; other fields are skipped; an
-// invalid tag is a framing error (EA-FRAME-4).
-func splitRaw(buf []byte, max int) (msg []byte, n int, err error) {
+// splitRaw delimits raw messages by their top-level fields (EA-FRAME-1):
+// each whole field numbered 1 to lastField, of any wire type, is one
+// message; other fields are skipped by their wire type; an invalid tag is a
+// framing error (EA-MAL-5). A request field of the wrong wire type is
+// delimited here and rejected by DecodeRequest.
+func splitRaw(buf []byte, max int, lastField protowire.Number) (msg []byte, n int, err error) {
 	for n < len(buf) {
 		rest := buf[n:]
 		num, typ, tagLen := protowire.ConsumeTag(rest)
@@ -140,6 +165,9 @@ func splitRaw(buf []byte, max int) (msg []byte, n int, err error) {
 			}
 			return nil, n, &FramingError{Framing: Raw, Offset: n, Reason: fmt.Sprintf("invalid field tag (%v)", perr)}
 		}
+		if num > protowire.MaxValidNumber {
+			return nil, n, &FramingError{Framing: Raw, Offset: n, Reason: fmt.Sprintf("invalid field tag (field number %d is above %d)", num, protowire.MaxValidNumber)}
+		}
 		var size int // bytes of the whole field, tag included
 		switch typ {
 		case protowire.VarintType:
@@ -148,7 +176,7 @@ func splitRaw(buf []byte, max int) (msg []byte, n int, err error) {
 				if errors.Is(protowire.ParseError(k), io.ErrUnexpectedEOF) {
 					return nil, n, ErrIncomplete
 				}
-				return nil, n, &FramingError{Framing: Raw, Offset: n + tagLen, Reason: "varint longer than 10 bytes"}
+				return nil, n, &FramingError{Framing: Raw, Offset: n + tagLen, Reason: "varint longer than 10 bytes or above 64 bits"}
 			}
 			size = tagLen + k
 		case protowire.Fixed32Type:
@@ -161,14 +189,14 @@ func splitRaw(buf []byte, max int) (msg []byte, n int, err error) {
 				if errors.Is(protowire.ParseError(k), io.ErrUnexpectedEOF) {
 					return nil, n, ErrIncomplete
 				}
-				return nil, n, &FramingError{Framing: Raw, Offset: n + tagLen, Reason: "length is a varint longer than 10 bytes"}
+				return nil, n, &FramingError{Framing: Raw, Offset: n + tagLen, Reason: "length is a varint longer than 10 bytes or above 64 bits"}
 			}
-			if total := uint64(tagLen+k) + length; length > uint64(max) || total > uint64(max) {
-				return nil, n, &TooLargeError{Size: total, Max: max}
+			if head := uint64(tagLen + k); length > uint64(max) || head+length > uint64(max) {
+				return nil, n, &TooLargeError{Size: saturatingAdd(head, length), Max: max}
 			}
 			size = tagLen + k + int(length)
 		default:
-			return nil, n, &FramingError{Framing: Raw, Offset: n, Reason: fmt.Sprintf("field %d has wire type %d, which no request uses (groups and types 6 and 7 are not allowed)", num, typ)}
+			return nil, n, &FramingError{Framing: Raw, Offset: n, Reason: fmt.Sprintf("field %d has wire type %d, which no message uses (groups and types 6 and 7 are not allowed)", num, typ)}
 		}
 		if size > max {
 			return nil, n, &TooLargeError{Size: uint64(size), Max: max}
@@ -176,12 +204,20 @@ func splitRaw(buf []byte, max int) (msg []byte, n int, err error) {
 		if len(rest) < size {
 			return nil, n, ErrIncomplete
 		}
-		if num == 1 || num == 2 {
+		if num <= lastField {
 			return rest[:size:size], n + size, nil
 		}
-		n += size // not a request field: skipped (EA-FRAME-2)
+		n += size // not a message field: skipped (EA-FRAME-1)
 	}
 	return nil, n, ErrIncomplete
+}
+
+// saturatingAdd is a + b, or the largest uint64 if that overflows.
+func saturatingAdd(a, b uint64) uint64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return math.MaxUint64
 }
 
 // AppendFrame appends msg with f's length prefix (none in raw framing).

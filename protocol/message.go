@@ -1,7 +1,7 @@
 package protocol
 
 import (
-	"unicode/utf8"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -51,54 +51,91 @@ func hasField(b []byte, nums ...protowire.Number) bool {
 }
 
 // DecodeReply decodes a server's reply as a client must (EA-ERR-2): a reply
-// carrying field 3 is an error reply whatever its shape, so a server that
-// sends a plain string there is still understood. Such a reply comes back
-// as an Error with CODE_UNSPECIFIED and the string, when it is text, as its
-// detail.
+// carrying a top-level field 3, of any wire type and wherever it stands, is
+// an error reply, so that a server that sends a plain string there is still
+// understood. The last field 3 is used: if it holds a well-formed Error
+// (fields 1 and 2 only), its code and detail; otherwise CODE_UNSPECIFIED
+// and, when it is a length-delimited field, its bytes as the detail. The
+// detail returned is always valid UTF-8 (invalid bytes become U+FFFD).
 func DecodeReply(b []byte) (*ServerMessage, error) {
-	reply := new(ServerMessage)
-	err := proto.Unmarshal(b, reply)
-	if err == nil && !hasField(reply.ProtoReflect().GetUnknown(), 3) {
-		return reply, nil
+	if payload, typ, ok := lastField(b, 3); ok {
+		return &ServerMessage{Message: &ServerMessage_Error{Error: parseErrorField(payload, typ)}}, nil
 	}
-	raw, ok := lastBytesField(b, 3)
-	if !ok {
+	reply := new(ServerMessage)
+	if err := proto.Unmarshal(b, reply); err != nil {
 		return nil, err
 	}
-	var detail string
-	if e := reply.GetError(); e != nil && e.GetDetail() != "" {
-		detail = e.GetDetail()
-	} else if utf8.Valid(raw) {
-		detail = string(raw)
-	}
-	code := reply.GetError().GetCode()
-	return &ServerMessage{Message: &ServerMessage_Error{Error: &Error{Code: code, Detail: detail}}}, nil
+	return reply, nil
 }
 
-// lastBytesField returns the payload of the last top-level field num of any
-// wire type in b (varints and fixed values come back encoded).
-func lastBytesField(b []byte, num protowire.Number) ([]byte, bool) {
-	var found []byte
-	ok := false
+// lastField returns the payload and wire type of the last top-level field
+// num in b, stopping at the first bytes that are not a field (varints and
+// fixed values come back encoded; a length-delimited payload without its
+// length).
+func lastField(b []byte, num protowire.Number) (payload []byte, typ protowire.Type, ok bool) {
 	for len(b) > 0 {
-		n, typ, tagLen := protowire.ConsumeTag(b)
+		n, t, tagLen := protowire.ConsumeTag(b)
 		if tagLen < 0 {
-			return found, ok
+			break
 		}
-		valLen := protowire.ConsumeFieldValue(n, typ, b[tagLen:])
+		valLen := protowire.ConsumeFieldValue(n, t, b[tagLen:])
 		if valLen < 0 {
-			return found, ok
+			break
 		}
 		if n == num {
-			found, ok = b[tagLen:tagLen+valLen], true
-			if typ == protowire.BytesType {
-				_, k := protowire.ConsumeVarint(found)
-				found = found[k:]
+			payload, typ, ok = b[tagLen:tagLen+valLen], t, true
+			if t == protowire.BytesType {
+				_, k := protowire.ConsumeVarint(payload)
+				payload = payload[k:]
 			}
 		}
 		b = b[tagLen+valLen:]
 	}
-	return found, ok
+	return payload, typ, ok
+}
+
+// parseErrorField reads field 3 of a reply as an Error if it is one, and as
+// a plain text detail otherwise.
+func parseErrorField(payload []byte, typ protowire.Type) *Error {
+	if typ != protowire.BytesType {
+		return &Error{}
+	}
+	if e, ok := parseError(payload); ok {
+		return e
+	}
+	return &Error{Detail: strings.ToValidUTF8(string(payload), "\uFFFD")}
+}
+
+// parseError parses b as an Error holding only a varint field 1 and a
+// length-delimited field 2, as a strict Error does.
+func parseError(b []byte) (*Error, bool) {
+	e := new(Error)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, false
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return nil, false
+			}
+			e.Code = Code(int32(v))
+			b = b[n:]
+		case num == 2 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, false
+			}
+			e.Detail = strings.ToValidUTF8(string(v), "\uFFFD")
+			b = b[n:]
+		default:
+			return nil, false
+		}
+	}
+	return e, true
 }
 
 // EchoRequest builds the request for an echo of content.
