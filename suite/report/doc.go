@@ -6,7 +6,13 @@
 //
 // A spec's requirement IDs and level come from its labels (IDs match
 // ^EA-[A-Z]+-[0-9]+$, levels are "must", "should", "may"). Each requirement of
-// the catalogue gets one verdict:
+// the catalogue gets one verdict. A failed spec counts against the IDs its
+// failure message starts with ("EA-CONN-6: got ..."), which the harness sets
+// when an observation violates a requirement by itself (a late reply, an
+// undecodable one), else against the spec's own IDs; a spec that failed on
+// another requirement does not judge its own (its requirement may then be
+// SKIPPED, "not judged").
+//
 //
 //	PASS        at least one of its specs passed and none failed
 //	FAIL        a MUST spec failed

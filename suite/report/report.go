@@ -74,6 +74,11 @@ type Spec struct {
 	Reason     string   `json:"reason"`     // first line of Failure
 	Transcript string   `json:"transcript"` // the spec's wire transcript, when the suite recorded one
 	Location   string   `json:"location"`   // file:line of the spec
+	// FailedIDs are the requirements the failure is counted against: the
+	// IDs its message starts with ("EA-CONN-6: got ..."), which may differ
+	// from the spec's own (a late reply in an echo spec violates EA-CONN-6,
+	// not EA-ECHO-1), else the spec's IDs. Empty unless the spec failed.
+	FailedIDs []string `json:"failed_ids"`
 }
 
 // Verdict is one requirement's verdict.
@@ -163,15 +168,38 @@ func specOf(sr types.SpecReport) Spec {
 		Location: sr.LeafNodeLocation.String(),
 		IDs:      []string{},
 	}
-	s.IDs, s.Level = classify(s.Labels)
+	s.IDs, s.Level = Classify(s.Labels)
 	s.Reason = firstLine(s.Failure)
 	s.Transcript = transcriptOf(sr)
+	s.FailedIDs = []string{}
+	if sr.State.Is(types.SpecStateFailureStates) {
+		s.FailedIDs = leadingIDs(s.Reason)
+		if len(s.FailedIDs) == 0 {
+			s.FailedIDs = s.IDs
+		}
+	}
 	return s
 }
 
-// classify picks the requirement IDs and the level out of a spec's labels.
+// leadingIDs returns the requirement IDs a failure's first line starts
+// with, as in "EA-CONN-6 EA-MSG-1: got ...", or none.
+func leadingIDs(line string) []string {
+	head, _, ok := strings.Cut(line, ":")
+	if !ok {
+		return nil
+	}
+	ids := strings.FieldsFunc(head, func(r rune) bool { return r == ' ' || r == ',' })
+	for _, id := range ids {
+		if !IsID(id) {
+			return nil
+		}
+	}
+	return ids
+}
+
+// Classify picks the requirement IDs and the level out of a spec's labels.
 // The strongest level wins if a spec (wrongly) carries several.
-func classify(labels []string) (ids []string, level string) {
+func Classify(labels []string) (ids []string, level string) {
 	ids = []string{}
 	rank := len(Levels)
 	for _, l := range labels {
@@ -239,9 +267,10 @@ func (r *Report) Finish(finished time.Time, cat []Requirement) {
 		}
 		r.Requirements = append(r.Requirements, v)
 	}
-	// A failing spec naming no catalogue requirement still counts, at its own level.
+	// A failure counted against no catalogue requirement still counts, at
+	// the spec's level.
 	for _, s := range r.Specs {
-		if s.Failed() && !s.HarnessFailure() && !namesKnown(s, cat) {
+		if s.Failed() && !s.HarnessFailure() && !namesKnown(s.FailedIDs, cat) {
 			if s.Level == "must" || s.Level == "" {
 				mustFailed = true
 			} else {
@@ -262,20 +291,24 @@ func (r *Report) Finish(finished time.Time, cat []Requirement) {
 
 func (r *Report) verdictFor(req Requirement) Verdict {
 	v := Verdict{ID: req.ID, Level: req.Level, Text: req.Text, Specs: []string{}, FailingSpecs: []string{}}
-	passed, skipReason := 0, ""
+	passed, skipReason, notJudged := 0, "", ""
 	for _, s := range r.Specs {
-		if !slices.Contains(s.IDs, req.ID) {
+		labelled, failed := slices.Contains(s.IDs, req.ID), slices.Contains(s.FailedIDs, req.ID)
+		if !labelled && !(failed && !s.HarnessFailure()) {
 			continue
 		}
 		v.Specs = append(v.Specs, s.Name)
 		switch {
 		case s.HarnessFailure():
 			// not a verdict on the target
-		case s.Failed():
+		case failed:
 			v.FailingSpecs = append(v.FailingSpecs, s.Name)
 			if v.Reason == "" {
 				v.Reason = s.Reason
 			}
+		case s.Failed() && notJudged == "":
+			// It failed on another requirement before it could judge this one.
+			notJudged = fmt.Sprintf("not judged: %s failed on %s", s.Name, strings.Join(s.FailedIDs, " "))
 		case s.State == "passed":
 			passed++
 		case s.State == "skipped" && skipReason == "":
@@ -292,6 +325,8 @@ func (r *Report) verdictFor(req Requirement) Verdict {
 		if skipReason != "" {
 			v.Reason = "some specs skipped: " + skipReason
 		}
+	case notJudged != "":
+		v.Verdict, v.Reason = Skipped, notJudged
 	case skipReason != "":
 		v.Verdict, v.Reason = Skipped, skipReason
 	case len(v.Specs) > 0:
@@ -302,8 +337,8 @@ func (r *Report) verdictFor(req Requirement) Verdict {
 	return v
 }
 
-func namesKnown(s Spec, cat []Requirement) bool {
-	for _, id := range s.IDs {
+func namesKnown(ids []string, cat []Requirement) bool {
+	for _, id := range ids {
 		if _, ok := Lookup(cat, id); ok {
 			return true
 		}

@@ -90,6 +90,12 @@ func TestVerdicts(t *testing.T) {
 			exit:  ExitConformant,
 		},
 		{
+			name:  "failure counted against the IDs its message names",
+			specs: []types.SpecReport{it("echo late", types.SpecStateFailed, "EA-ADD-1: got a reply after 1.5s, want within 1s", "EA-ECHO-1", "must"), it("timeout", types.SpecStateFailed, "EA-LIM-3 EA-ERR-1: got nothing", "EA-LIM-3", "should")},
+			want:  map[string]string{"EA-ECHO-1": Skipped, "EA-ADD-1": Fail, "EA-ERR-1": NonStrict, "EA-LIM-3": NonStrict, "EA-LIM-4": NotRun},
+			exit:  ExitNotConformant,
+		},
+		{
 			name:  "harness error is exit 2, not a verdict",
 			specs: []types.SpecReport{it("echo", types.SpecStateFailed, HarnessErrorPrefix+": dial tcp: connection refused", "EA-ECHO-1", "must")},
 			want:  map[string]string{"EA-ECHO-1": NotRun, "EA-ADD-1": NotRun, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
