@@ -13,7 +13,6 @@
 // another requirement does not judge its own (its requirement may then be
 // SKIPPED, "not judged").
 //
-//
 //	PASS        at least one of its specs passed and none failed
 //	FAIL        a MUST spec failed
 //	NON-STRICT  a SHOULD or MAY spec failed (fails the run only with --strict)
