@@ -1,0 +1,63 @@
+// Package faulty is a small, correct Echo/Add server with one fault injected
+// on purpose, for the conformance suite's self-test: each fault breaks one
+// requirement the way real implementations do, and the self-test checks that
+// the suite catches it. It is test tooling; nothing outside suite/selftest
+// uses it.
+package faulty
+
+import "slices"
+
+// Fault names one injected bug. The zero Fault is a correct server.
+type Fault string
+
+// The faults. Each comment says what real code does to get there.
+const (
+	None Fault = ""
+
+	// Accepting and concurrency.
+	Serial           Fault = "serial"             // serves one client at a time: accept, serve until it leaves, accept
+	Pool4            Fault = "pool4"              // a fixed pool of 4 workers, one connection each
+	RefuseAfterFirst Fault = "refuse-after-first" // closes the listener once it has a client
+	ExitOnReset      Fault = "exit-on-reset"      // treats ECONNRESET from a client as fatal to the process
+	BusyIdle         Fault = "busy-idle"          // a connection's goroutine keeps polling after its client left
+
+	// Request semantics.
+	AddReturnsA     Fault = "add-returns-a"     // returns a instead of a + b
+	Reflect         Fault = "reflect"           // writes the request's bytes back as the reply
+	NulTruncate     Fault = "nul-truncate"      // echo content is a C string: cut at the first NUL
+	WrongField      Fault = "wrong-field"       // answers an add with echo_message holding the decimal sum
+	OmittedIsError  Fault = "omitted-is-error"  // an add without both operands gets an Error (proto2 habits)
+	OverflowCrash   Fault = "overflow-crash"    // checked addition: closes the connection on int32 overflow
+	GarbageSuccess  Fault = "garbage-success"   // a request it cannot decode gets an empty echo reply
+	ExitOnMalformed Fault = "exit-on-malformed" // log.Fatal on a request it cannot decode
+	SmallBuffer     Fault = "small-buffer"      // a 512-byte request buffer: larger requests are too large
+
+	// Framing and writing.
+	Merge         Fault = "merge"           // one read is one message: requests sent together are merged or dropped
+	TruncateLarge Fault = "truncate-large"  // a reply over 512 bytes is cut to 512 (a fixed write buffer)
+	SplitWrite    Fault = "split-write"     // writes a reply in two pieces with a pause between them
+	ExtraBytes    Fault = "extra-bytes"     // writes an empty frame after each reply (a "keep-alive")
+	Reorder       Fault = "reorder"         // answers the requests of one read last-first
+	Slow          Fault = "slow"            // replies 1.5 s after the request
+	CloseAfterOne Fault = "close-after-one" // closes the connection after the first reply
+	VarintOneByte Fault = "varint-1byte"    // varint framing: writes the length as one byte
+	Len32Low16    Fault = "len32-low16"     // len32 framing: uses only the low 16 bits of a length
+	RawLenPrefix  Fault = "raw-len-prefix"  // raw framing, but each reply gets a 4-byte length in front
+
+	// Stopping.
+	IgnoreStop    Fault = "ignore-stop"     // ignores SIGTERM and SIGINT
+	StopNoDrain   Fault = "stop-no-drain"   // exits on stop without answering requests already received
+	StopKeepConns Fault = "stop-keep-conns" // on stop closes the listener but never its connections
+	StopExitOne   Fault = "stop-exit-1"     // exits 1 after a clean stop (the "server closed" error is returned)
+)
+
+// Faults lists every fault.
+var Faults = []Fault{
+	Serial, Pool4, RefuseAfterFirst, ExitOnReset, BusyIdle,
+	AddReturnsA, Reflect, NulTruncate, WrongField, OmittedIsError, OverflowCrash, GarbageSuccess, ExitOnMalformed, SmallBuffer,
+	Merge, TruncateLarge, SplitWrite, ExtraBytes, Reorder, Slow, CloseAfterOne, VarintOneByte, Len32Low16, RawLenPrefix,
+	IgnoreStop, StopNoDrain, StopKeepConns, StopExitOne,
+}
+
+// Valid reports whether f is None or one of Faults.
+func (f Fault) Valid() bool { return f == None || slices.Contains(Faults, f) }

@@ -1,0 +1,197 @@
+package faulty
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"echoadd/protocol"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("faulty: server closed")
+
+// Server is a correct Echo/Add server but for its Fault.
+type Server struct {
+	Fault          Fault
+	Framing        protocol.Framing
+	MaxMessageSize int           // 0 means protocol.DefaultMaxMessageSize
+	ReadTimeout    time.Duration // a request left partly sent this long closes the connection; 0 means none
+	// Exit ends the process, for the faults that do (exit-on-reset,
+	// exit-on-malformed). Nil means those faults close the connection.
+	Exit func(code int)
+
+	mu       sync.Mutex         // guards the fields below
+	l        net.Listener       // the listener Serve accepts on
+	conns    map[*conn]struct{} // connections being served
+	stopping bool               // Shutdown was called
+	wg       sync.WaitGroup     // one per connection goroutine
+
+	stopped  atomic.Bool // set by Shutdown, read by busy-idle's spinner
+	spinning atomic.Bool // busy-idle's spinner has started
+}
+
+func (s *Server) maxMessageSize() int {
+	switch {
+	case s.Fault == SmallBuffer:
+		return 512
+	case s.MaxMessageSize <= 0:
+		return protocol.DefaultMaxMessageSize
+	}
+	return s.MaxMessageSize
+}
+
+// Serve accepts connections on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.l = l
+	s.mu.Unlock()
+
+	switch s.Fault {
+	case Serial:
+		return s.acceptLoop(l, false)
+	case Pool4:
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() { errs <- s.acceptLoop(l, false) }()
+		}
+		err := <-errs
+		for range 3 {
+			<-errs
+		}
+		return err
+	case RefuseAfterFirst:
+		nc, err := l.Accept()
+		if err != nil {
+			return s.acceptErr(err)
+		}
+		l.Close()
+		s.track(nc, true)
+		s.wg.Wait()
+		return ErrServerClosed
+	default:
+		return s.acceptLoop(l, true)
+	}
+}
+
+// acceptLoop accepts and serves connections, each on its own goroutine if
+// concurrent, else in turn.
+func (s *Server) acceptLoop(l net.Listener, concurrent bool) error {
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if err := s.acceptErr(err); err != nil {
+				return err
+			}
+			continue
+		}
+		c := s.track(nc, concurrent)
+		if !concurrent && c != nil {
+			c.serve()
+		}
+	}
+}
+
+// acceptErr returns nil for an error worth retrying after a pause.
+func (s *Server) acceptErr(err error) error {
+	s.mu.Lock()
+	stopping := s.stopping
+	s.mu.Unlock()
+	if stopping {
+		return ErrServerClosed
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		time.Sleep(10 * time.Millisecond)
+		return nil
+	}
+	return err
+}
+
+// track registers a new connection and, if goroutine, starts serving it.
+func (s *Server) track(nc net.Conn, goroutine bool) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		nc.Close()
+		return nil
+	}
+	c := newConn(s, nc)
+	if s.conns == nil {
+		s.conns = map[*conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	if goroutine {
+		go c.serve()
+	}
+	return c
+}
+
+func (s *Server) done(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+	if s.Fault == BusyIdle && s.spinning.CompareAndSwap(false, true) {
+		go s.spin()
+	}
+}
+
+// spin is busy-idle's leftover poller: it keeps a CPU busy until Shutdown.
+func (s *Server) spin() {
+	for i := 0; !s.stopped.Load(); i++ {
+		if i%1024 == 0 {
+			time.Sleep(0) // stay preemptible; still a busy loop
+		}
+	}
+}
+
+// Shutdown stops accepting, lets every connection answer the requests it
+// has received, closes them and returns when they are done or ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopped.Store(true)
+	s.mu.Lock()
+	s.stopping = true
+	if s.l != nil {
+		s.l.Close()
+	}
+	for c := range s.conns {
+		switch s.Fault {
+		case StopKeepConns:
+			// forgets its connections
+		case StopNoDrain:
+			c.nc.Close()
+		default:
+			c.drain()
+		}
+	}
+	s.mu.Unlock()
+
+	quiet := make(chan struct{})
+	go func() { s.wg.Wait(); close(quiet) }()
+	if s.Fault == StopKeepConns {
+		<-quiet // waits for clients that have no reason to leave
+		return nil
+	}
+	select {
+	case <-quiet:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-quiet
+		return ctx.Err()
+	}
+}
