@@ -53,19 +53,28 @@ func hasField(b []byte, nums ...protowire.Number) bool {
 // DecodeReply decodes a server's reply as a client must (EA-ERR-2): a reply
 // carrying a top-level field 3, of any wire type and wherever it stands, is
 // an error reply, so that a server that sends a plain string there is still
-// understood. The last field 3 is used: if it holds a well-formed Error
-// (fields 1 and 2 only), its code and detail; otherwise CODE_UNSPECIFIED
-// and, when it is a length-delimited field, its bytes as the detail. The
-// detail returned is always valid UTF-8 (invalid bytes become U+FFFD).
+// understood. A well-formed reply is read by protobuf's rules; otherwise the
+// last field 3 is used: if it holds a well-formed Error (fields 1 and 2
+// only), its code and detail; otherwise CODE_UNSPECIFIED and, when it is a
+// length-delimited field, its bytes as the detail. The detail returned is
+// always valid UTF-8 (invalid bytes become U+FFFD).
 func DecodeReply(b []byte) (*ServerMessage, error) {
-	if payload, typ, ok := lastField(b, 3); ok {
+	reply := new(ServerMessage)
+	err := proto.Unmarshal(b, reply)
+	payload, typ, field3 := lastField(b, 3)
+	switch {
+	case !field3 && err != nil:
+		return nil, err
+	case !field3:
+		return reply, nil
+	case err == nil && reply.GetError() != nil && !hasField(reply.ProtoReflect().GetUnknown(), 3) &&
+		len(reply.GetError().ProtoReflect().GetUnknown()) == 0:
+		// A well-formed Error, field 3 last: protobuf's own reading, which
+		// merges repeated occurrences.
+		return reply, nil
+	default:
 		return &ServerMessage{Message: &ServerMessage_Error{Error: parseErrorField(payload, typ)}}, nil
 	}
-	reply := new(ServerMessage)
-	if err := proto.Unmarshal(b, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
 }
 
 // lastField returns the payload and wire type of the last top-level field

@@ -94,6 +94,7 @@ func TestDecodeReply(t *testing.T) {
 		{"field 3 before an echo", "1a 00 | 0a 00", `error:{}`},
 		{"field 3 after an echo", "0a 00 | 18 01", `error:{}`},
 		{"the last field 3 is used", "1a 01 61 | 1a 01 62", `error:{detail:"b"}`},
+		{"well-formed Errors merge", "1a 02 08 01 | 1a 00", `error:{code:CODE_MALFORMED}`},
 		{"field 3 before garbage", "1a 01 61 | 0f", `error:{detail:"a"}`},
 		{"field 1 of the wrong wire type", "08 01", ``},
 		{"garbage", "0f", "error"},
