@@ -1,0 +1,184 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"echoadd/protocol"
+)
+
+// MaxIdleConns caps an idle run.
+const MaxIdleConns = 200_000
+
+// IdleLoad opens Conns connections, makes one echo request on each, and
+// holds them idle for Hold; meanwhile a new client must still be served.
+type IdleLoad struct {
+	Framing protocol.Framing
+	Conns   int
+	Hold    time.Duration // how long the connections stay idle before the memory is read
+	Timeout time.Duration // bound of each dial and round trip; 0: DefaultTimeout
+}
+
+// IdleResult is what an idle run measured. The memory figures need a child
+// server (Target.Pgid).
+type IdleResult struct {
+	Target          string      `json:"target"`
+	Framing         string      `json:"framing"`
+	Conns           int         `json:"conns"`  // asked for
+	Opened          int         `json:"opened"` // connected and answered
+	Errors          ErrorCounts `json:"errors"`
+	RSSBefore       int64       `json:"rss_before_bytes,omitempty"`
+	RSSAfter        int64       `json:"rss_after_bytes,omitempty"`
+	RSSPerConn      float64     `json:"rss_per_conn_bytes,omitempty"`
+	NewClientServed bool        `json:"new_client_served"`
+	NewClientUs     float64     `json:"new_client_latency_us"`
+	StillOpen       int         `json:"still_open_after_hold"` // answered a second request after the hold
+	HoldSeconds     float64     `json:"hold_s"`
+}
+
+// RunIdle performs an idle run against target. The caller raises the open
+// file limit first (RaiseOpenFileLimit), before starting a child server so
+// that the server inherits it.
+func RunIdle(ctx context.Context, target Target, load IdleLoad) (IdleResult, error) {
+	res := IdleResult{Target: target.Addr, Framing: load.Framing.String(), Conns: load.Conns, HoldSeconds: load.Hold.Seconds()}
+	if load.Conns < 1 || load.Conns > MaxIdleConns {
+		return res, fmt.Errorf("idle connections must be 1..%d, not %d", MaxIdleConns, load.Conns)
+	}
+	if load.Hold < 0 || load.Hold > MaxDuration {
+		return res, fmt.Errorf("hold must be 0..%v", MaxDuration)
+	}
+	if load.Timeout <= 0 {
+		load.Timeout = DefaultTimeout
+	}
+	errs := &errorLog{}
+
+	// One connection first, so that the server's one-time costs of a first
+	// client are not counted per connection.
+	first, err := idleDial(ctx, target.Addr, load, 0)
+	if err != nil {
+		return res, fmt.Errorf("first connection: %w", err)
+	}
+	defer first.Close()
+	rss := func() (int64, error) { return ProcessGroupRSS(target.Pgid) }
+	if target.Pgid != 0 {
+		if res.RSSBefore, err = rss(); err != nil {
+			return res, err
+		}
+	}
+
+	conns := make([]net.Conn, load.Conns)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range conns {
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := idleDial(ctx, target.Addr, load, uint64(i+1))
+			if err != nil {
+				errs.add(false, "idle connection %d: %v", i, err)
+				return
+			}
+			conns[i] = c
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	for _, c := range conns {
+		if c != nil {
+			res.Opened++
+		}
+	}
+
+	// A new client is served while they are all open (EA-CONC-2).
+	t0 := time.Now()
+	if c, err := idleDial(ctx, target.Addr, load, 1<<40); err != nil {
+		errs.add(false, "new client while %d connections were idle: %v", res.Opened, err)
+	} else {
+		res.NewClientServed = true
+		res.NewClientUs = float64(time.Since(t0)) / float64(time.Microsecond)
+		c.Close()
+	}
+
+	if load.Hold > 0 {
+		t := time.NewTimer(load.Hold)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	if target.Pgid != 0 {
+		if res.RSSAfter, err = rss(); err != nil {
+			return res, err
+		}
+		if res.Opened > 0 {
+			res.RSSPerConn = float64(res.RSSAfter-res.RSSBefore) / float64(res.Opened)
+		}
+	}
+
+	// The connections were really held: a closed one would have flattered
+	// the memory figure.
+	for i, c := range conns {
+		if c == nil {
+			continue
+		}
+		if err := roundTrip(c, load, uint64(i+1)<<20); err != nil {
+			errs.add(false, "idle connection %d after the hold: %v", i, err)
+			continue
+		}
+		res.StillOpen++
+	}
+	errs.mu.Lock()
+	res.Errors = errs.counts
+	errs.mu.Unlock()
+	return res, nil
+}
+
+func idleDial(ctx context.Context, addr string, load IdleLoad, seq uint64) (net.Conn, error) {
+	d := net.Dialer{Timeout: load.Timeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := roundTrip(c, load, seq); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// roundTrip sends one 16-byte echo and checks the reply.
+func roundTrip(c net.Conn, load IdleLoad, seq uint64) error {
+	content := make([]byte, 16)
+	stamp(content, seq)
+	c.SetDeadline(time.Now().Add(load.Timeout))
+	defer c.SetDeadline(time.Time{})
+	if _, err := c.Write(appendEcho(nil, load.Framing, content)); err != nil {
+		return err
+	}
+	// A small reader: 10,000 idle clients must not hold 4 KiB each here.
+	rr := &ReplyReader{r: c, framing: load.Framing, max: 1024, buf: make([]byte, 64)}
+	body, err := rr.Next()
+	if err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return fmt.Errorf("reading the reply: %w", err)
+	}
+	return checkReply(body, expectation{content: content})
+}

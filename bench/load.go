@@ -1,0 +1,462 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"echoadd/protocol"
+)
+
+// Hard caps: whatever the caller asks, a run ends.
+const (
+	MaxConns    = 10000
+	MaxDuration = 10 * time.Minute // also the bound of a run limited by Requests only
+	MaxRequests = 100_000_000      // per connection
+	MaxPipeline = 1024
+	MaxPayload  = protocol.DefaultMaxMessageSize - 64 // fits a default server's limit
+	MaxWarmup   = time.Minute
+)
+
+// DefaultTimeout bounds each round trip when Load.Timeout is 0.
+const DefaultTimeout = 5 * time.Second
+
+// Mix is the proportion of echo to add requests: request i of a connection
+// is an echo when i mod (Echo+Add) < Echo.
+type Mix struct {
+	Echo, Add int
+}
+
+// ParseMix parses "E:A", e.g. "1:0" (echo only) or "3:1".
+func ParseMix(s string) (Mix, error) {
+	e, a, ok := strings.Cut(s, ":")
+	if !ok {
+		return Mix{}, fmt.Errorf("%q is not ECHO:ADD (e.g. 1:0, 3:1)", s)
+	}
+	ev, err1 := strconv.Atoi(e)
+	av, err2 := strconv.Atoi(a)
+	if err1 != nil || err2 != nil || ev < 0 || av < 0 || ev+av == 0 || ev > 1000 || av > 1000 {
+		return Mix{}, fmt.Errorf("%q is not ECHO:ADD with whole numbers 0..1000, not both 0", s)
+	}
+	return Mix{Echo: ev, Add: av}, nil
+}
+
+func (m Mix) String() string { return fmt.Sprintf("%d:%d", m.Echo, m.Add) }
+
+// Load describes a closed-loop load: each of Conns connections sends a
+// batch of Pipeline requests, reads and checks every reply, and sends the
+// next batch, until Duration has passed or it has sent Requests.
+type Load struct {
+	Framing  protocol.Framing
+	Conns    int
+	Duration time.Duration // 0: bounded by Requests (and MaxDuration)
+	Requests int           // per connection; 0: bounded by Duration
+	Warmup   time.Duration // load before measuring, on the same connections
+	Mix      Mix
+	Payload  int           // echo content size in bytes
+	Pipeline int           // requests per batch; 0 or 1: none (raw allows no other)
+	Timeout  time.Duration // bound of each batch's round trip; 0: DefaultTimeout
+
+	// Progress, when set, gets a one-line status every half second, each
+	// line starting with a carriage return (for a terminal).
+	Progress io.Writer
+}
+
+// Validate checks the load's own bounds.
+func (l Load) Validate() error {
+	switch {
+	case l.Conns < 1 || l.Conns > MaxConns:
+		return fmt.Errorf("connections must be 1..%d, not %d", MaxConns, l.Conns)
+	case l.Duration <= 0 && l.Requests <= 0:
+		return errors.New("a duration or a request count is needed")
+	case l.Duration < 0 || l.Duration > MaxDuration:
+		return fmt.Errorf("duration must be at most %v", MaxDuration)
+	case l.Requests < 0 || l.Requests > MaxRequests:
+		return fmt.Errorf("requests per connection must be at most %d", MaxRequests)
+	case l.Warmup < 0 || l.Warmup > MaxWarmup:
+		return fmt.Errorf("warm-up must be 0..%v", MaxWarmup)
+	case l.Mix.Echo < 0 || l.Mix.Add < 0 || l.Mix.Echo+l.Mix.Add == 0:
+		return errors.New("the mix needs echo or add requests")
+	case l.Payload < 0 || l.Payload > MaxPayload:
+		return fmt.Errorf("payload must be 0..%d bytes", MaxPayload)
+	case l.Pipeline < 0 || l.Pipeline > MaxPipeline:
+		return fmt.Errorf("pipeline depth must be 1..%d", MaxPipeline)
+	case l.Pipeline > 1 && l.Framing == protocol.Raw:
+		return errors.New("pipelining needs a framed mode (len32 or varint): raw has no pipelining (EA-CONN-4)")
+	}
+	return nil
+}
+
+// Target is a server to load: its address and, when it is a child process
+// this program started, its process group for CPU and memory figures.
+type Target struct {
+	Addr string
+	Pgid int // 0: not ours, no CPU figures
+}
+
+// Result is one measured run.
+type Result struct {
+	Target     string      `json:"target"`
+	Framing    string      `json:"framing"`
+	Conns      int         `json:"conns"`
+	Mix        string      `json:"mix"`
+	Payload    int         `json:"payload_bytes"`
+	Pipeline   int         `json:"pipeline"`
+	Elapsed    float64     `json:"elapsed_s"`
+	Requests   uint64      `json:"requests"` // replies received and checked
+	Errors     ErrorCounts `json:"errors"`
+	Throughput float64     `json:"throughput_rps"` // valid replies per second
+	Latency    Latency     `json:"latency_us"`
+	ServerCPU  *ServerCPU  `json:"server_cpu,omitempty"`
+}
+
+// ErrorCounts counts what went wrong; Examples holds the first few, each
+// naming its connection.
+type ErrorCounts struct {
+	Invalid    uint64   `json:"invalid_replies"`
+	Connection uint64   `json:"connection_errors"`
+	Examples   []string `json:"examples,omitempty"`
+}
+
+// Total is every error.
+func (e ErrorCounts) Total() uint64 { return e.Invalid + e.Connection }
+
+// Latency is the round-trip time of valid replies, in microseconds.
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p99_9"`
+	Max  float64 `json:"max"`
+}
+
+// ServerCPU is the server's user+system CPU time over the measured window.
+// /proc counts it in 10 ms ticks, so short runs are coarse.
+type ServerCPU struct {
+	Seconds       float64 `json:"seconds"`
+	PerRequestUs  float64 `json:"per_request_us"`
+	UtilisationPc float64 `json:"utilisation_pct"` // of one core
+}
+
+const maxExamples = 5
+
+// errorLog collects errors from every connection.
+type errorLog struct {
+	mu       sync.Mutex
+	counts   ErrorCounts
+	examples []string
+}
+
+func (e *errorLog) add(invalid bool, format string, args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if invalid {
+		e.counts.Invalid++
+	} else {
+		e.counts.Connection++
+	}
+	if len(e.counts.Examples) < maxExamples {
+		e.counts.Examples = append(e.counts.Examples, fmt.Sprintf(format, args...))
+	}
+}
+
+// worker is one connection's state; only its goroutine touches it, except
+// done, which the progress line reads.
+type worker struct {
+	id      int
+	load    *Load
+	conn    net.Conn
+	rr      *ReplyReader
+	wbuf    []byte
+	want    []expectation
+	content [][]byte // one per pipelined slot
+	seq     uint64
+	rng     uint64
+	hist    Histogram
+	done    atomic.Uint64 // valid replies in the measured phase
+	errs    *errorLog
+}
+
+// Run puts load on target and returns the measured figures. It returns an
+// error only when the load cannot be run at all (invalid load, no connection
+// could be made); errors of the server are counted in the Result.
+func Run(ctx context.Context, target Target, load Load) (Result, error) {
+	if err := load.Validate(); err != nil {
+		return Result{}, err
+	}
+	load.Pipeline = max(load.Pipeline, 1)
+	if load.Timeout <= 0 {
+		load.Timeout = DefaultTimeout
+	}
+	res := Result{
+		Target: target.Addr, Framing: load.Framing.String(), Conns: load.Conns,
+		Mix: load.Mix.String(), Payload: load.Payload, Pipeline: load.Pipeline,
+	}
+	errs := &errorLog{}
+
+	// Dial every connection first: set-up is not measured.
+	workers := make([]*worker, load.Conns)
+	var dialWG sync.WaitGroup
+	dialSem := make(chan struct{}, 32)
+	for i := range workers {
+		w := newWorker(i, &load, errs)
+		workers[i] = w
+		dialWG.Add(1)
+		dialSem <- struct{}{}
+		go func() {
+			defer dialWG.Done()
+			defer func() { <-dialSem }()
+			d := net.Dialer{Timeout: load.Timeout}
+			c, err := d.DialContext(ctx, "tcp", target.Addr)
+			if err != nil {
+				errs.add(false, "connection %d: %v", w.id, err)
+				return
+			}
+			w.conn = c
+			w.rr = NewReplyReader(c, load.Framing, load.Payload+1024)
+		}()
+	}
+	dialWG.Wait()
+	defer func() {
+		for _, w := range workers {
+			if w.conn != nil {
+				w.conn.Close()
+			}
+		}
+	}()
+	live := 0
+	for _, w := range workers {
+		if w.conn != nil {
+			live++
+		}
+	}
+	if live == 0 {
+		return res, fmt.Errorf("no connection to %s could be made: %s", target.Addr, strings.Join(errs.counts.Examples, "; "))
+	}
+
+	var stop atomic.Bool
+	ctxStop := context.AfterFunc(ctx, func() { stop.Store(true) })
+	defer ctxStop()
+
+	// Warm up on the same connections, unmeasured.
+	if load.Warmup > 0 {
+		warmEnd := time.Now().Add(load.Warmup)
+		var wg sync.WaitGroup
+		for _, w := range workers {
+			if w.conn == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.loop(&stop, warmEnd, 0, false)
+			}()
+		}
+		wg.Wait()
+		if stop.Load() {
+			return res, ctx.Err()
+		}
+	}
+
+	var cpu0 time.Duration
+	if target.Pgid != 0 {
+		c, err := ProcessGroupCPU(target.Pgid)
+		if err != nil {
+			return res, fmt.Errorf("server CPU: %w", err)
+		}
+		cpu0 = c
+	}
+	start := time.Now()
+	deadline := start.Add(MaxDuration)
+	if load.Duration > 0 {
+		deadline = start.Add(load.Duration)
+	}
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		if w.conn == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.loop(&stop, deadline, load.Requests, true)
+		}()
+	}
+	progressDone := make(chan struct{})
+	if load.Progress != nil {
+		go progress(load.Progress, workers, errs, start, progressDone)
+	}
+	wg.Wait()
+	end := time.Now()
+	if load.Progress != nil {
+		progressDone <- struct{}{}
+		<-progressDone
+	}
+
+	var hist Histogram
+	var done uint64
+	for _, w := range workers {
+		hist.Merge(&w.hist)
+		done += w.done.Load()
+	}
+	errs.mu.Lock()
+	res.Errors = errs.counts
+	errs.mu.Unlock()
+	res.Elapsed = end.Sub(start).Seconds()
+	res.Requests = done + res.Errors.Invalid
+	if res.Elapsed > 0 {
+		res.Throughput = float64(done) / res.Elapsed
+	}
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	res.Latency = Latency{
+		P50: us(hist.Quantile(0.50)), P90: us(hist.Quantile(0.90)), P99: us(hist.Quantile(0.99)),
+		P999: us(hist.Quantile(0.999)), Max: us(hist.Max()),
+	}
+	if target.Pgid != 0 {
+		cpu1, err := ProcessGroupCPU(target.Pgid)
+		if err != nil {
+			return res, fmt.Errorf("server CPU: %w", err)
+		}
+		sc := &ServerCPU{Seconds: (cpu1 - cpu0).Seconds()}
+		if done > 0 {
+			sc.PerRequestUs = sc.Seconds * 1e6 / float64(done)
+		}
+		if res.Elapsed > 0 {
+			sc.UtilisationPc = 100 * sc.Seconds / res.Elapsed
+		}
+		res.ServerCPU = sc
+	}
+	return res, nil
+}
+
+func newWorker(id int, load *Load, errs *errorLog) *worker {
+	w := &worker{
+		id: id, load: load, errs: errs,
+		want:    make([]expectation, load.Pipeline),
+		content: make([][]byte, load.Pipeline),
+		rng:     uint64(id)*0x9e3779b97f4a7c15 + 1,
+	}
+	for i := range w.content {
+		c := make([]byte, load.Payload)
+		for j := range c {
+			c[j] = 'a' + byte((j+i)%26)
+		}
+		w.content[i] = c
+	}
+	return w
+}
+
+// loop runs batches until stop, the deadline, or limit requests (0: none).
+// Only a measured loop records latencies and counts. It returns when the
+// connection fails, after counting the failure.
+func (w *worker) loop(stop *atomic.Bool, deadline time.Time, limit int, measured bool) {
+	f := w.load.Framing
+	mix := w.load.Mix
+	period := uint64(mix.Echo + mix.Add)
+	sent := 0
+	var ioDeadline time.Time
+	for !stop.Load() {
+		now := time.Now()
+		if !now.Before(deadline) || (limit > 0 && sent >= limit) {
+			return
+		}
+		batch := w.load.Pipeline
+		if limit > 0 {
+			batch = min(batch, limit-sent)
+		}
+		w.wbuf = w.wbuf[:0]
+		for j := range batch {
+			if w.seq%period < uint64(mix.Echo) {
+				c := w.content[j]
+				stamp(c, w.seq)
+				w.want[j] = expectation{content: c}
+				w.wbuf = appendEcho(w.wbuf, f, c)
+			} else {
+				a, b := int32(w.next()), int32(w.next())
+				w.want[j] = expectation{add: true, sum: a + b}
+				w.wbuf = appendAdd(w.wbuf, f, a, b)
+			}
+			w.seq++
+		}
+		sent += batch
+		// Move the deadline only when it comes near: cheaper than per batch.
+		if ioDeadline.Sub(now) < w.load.Timeout/2 {
+			ioDeadline = now.Add(w.load.Timeout)
+			w.conn.SetDeadline(ioDeadline)
+		}
+		t0 := time.Now()
+		if _, err := w.conn.Write(w.wbuf); err != nil {
+			w.errs.add(false, "connection %d: writing request %d: %v", w.id, w.seq-uint64(batch), err)
+			return
+		}
+		for j := range batch {
+			body, err := w.rr.Next()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = fmt.Errorf("server closed the connection (EOF)")
+				}
+				w.errs.add(false, "connection %d: reading the reply to request %d: %v", w.id, w.seq-uint64(batch-j), err)
+				return
+			}
+			if err := checkReply(body, w.want[j]); err != nil {
+				w.errs.add(true, "connection %d, request %d: %v", w.id, w.seq-uint64(batch-j), err)
+				continue
+			}
+			if measured {
+				w.hist.Record(time.Since(t0))
+				w.done.Add(1)
+			}
+		}
+	}
+}
+
+// stamp writes seq in hex at the start of c, so that every echo differs
+// from the one before.
+func stamp(c []byte, seq uint64) {
+	const hex = "0123456789abcdef"
+	for i := 0; i < len(c) && i < 16; i++ {
+		c[i] = hex[(seq>>(4*(15-i)))&0xf]
+	}
+}
+
+// next is xorshift64*: operands over the whole int32 range, overflow
+// included (EA-ADD-2).
+func (w *worker) next() uint64 {
+	w.rng ^= w.rng >> 12
+	w.rng ^= w.rng << 25
+	w.rng ^= w.rng >> 27
+	return (w.rng * 2685821657736338717) >> 32
+}
+
+func progress(out io.Writer, workers []*worker, errs *errorLog, start time.Time, done chan struct{}) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	var last uint64
+	lastT := start
+	for {
+		select {
+		case <-done:
+			fmt.Fprint(out, "\r\033[K")
+			done <- struct{}{}
+			return
+		case now := <-t.C:
+			var n uint64
+			for _, w := range workers {
+				n += w.done.Load()
+			}
+			errs.mu.Lock()
+			e := errs.counts.Total()
+			errs.mu.Unlock()
+			rate := float64(n-last) / now.Sub(lastT).Seconds()
+			last, lastT = n, now
+			fmt.Fprintf(out, "\r\033[K%6.1fs  %10d replies  %10.0f req/s  %d errors", now.Sub(start).Seconds(), n, rate, e)
+		}
+	}
+}

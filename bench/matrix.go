@@ -1,0 +1,240 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"echoadd/protocol"
+)
+
+// ServerSpec says how to reach a server: a fixed address, or a command that
+// StartServer runs (with {port} and, optionally, {framing}).
+type ServerSpec struct {
+	Name    string // for reports, e.g. "reference", "comparator"
+	Addr    string // HOST:PORT of a running server; its framing is fixed
+	Command string
+	Output  io.Writer // where a started server's output also goes; may be nil
+	// StartTimeout bounds the wait for a started server to listen; 0 means
+	// DefaultStartTimeout.
+	StartTimeout time.Duration
+}
+
+// CanChangeFraming reports whether the server can be run in any framing:
+// a command with a {framing} placeholder.
+func (s ServerSpec) CanChangeFraming() bool {
+	return s.Addr == "" && strings.Contains(s.Command, "{framing}")
+}
+
+// Case is one named load of a matrix.
+type Case struct {
+	Name string
+	Load Load
+}
+
+// Row is one case's result, on the server and, with a baseline, on the
+// comparator too.
+type Row struct {
+	Name       string  `json:"name"`
+	Target     Result  `json:"target"`
+	Comparator *Result `json:"comparator,omitempty"`
+	Ratio      *Ratio  `json:"ratio,omitempty"`
+}
+
+// Ratio is every figure of the target divided by the comparator's: above 1
+// is more throughput, but also more CPU and more latency. A field is absent
+// when the comparator's figure is 0 or unknown.
+type Ratio struct {
+	Throughput    *float64 `json:"throughput,omitempty"`
+	CPUPerRequest *float64 `json:"cpu_per_request,omitempty"`
+	P50           *float64 `json:"p50,omitempty"`
+	P90           *float64 `json:"p90,omitempty"`
+	P99           *float64 `json:"p99,omitempty"`
+	P999          *float64 `json:"p99_9,omitempty"`
+	Max           *float64 `json:"max,omitempty"`
+}
+
+func ratio(a, b float64) *float64 {
+	if b == 0 {
+		return nil
+	}
+	r := a / b
+	return &r
+}
+
+// NewRatio compares t with c.
+func NewRatio(t, c Result) *Ratio {
+	r := &Ratio{
+		Throughput: ratio(t.Throughput, c.Throughput),
+		P50:        ratio(t.Latency.P50, c.Latency.P50),
+		P90:        ratio(t.Latency.P90, c.Latency.P90),
+		P99:        ratio(t.Latency.P99, c.Latency.P99),
+		P999:       ratio(t.Latency.P999, c.Latency.P999),
+		Max:        ratio(t.Latency.Max, c.Latency.Max),
+	}
+	if t.ServerCPU != nil && c.ServerCPU != nil {
+		r.CPUPerRequest = ratio(t.ServerCPU.PerRequestUs, c.ServerCPU.PerRequestUs)
+	}
+	return r
+}
+
+// Report is the outcome of one invocation: one row per case.
+type Report struct {
+	Machine    Machine  `json:"machine"`
+	Server     string   `json:"server"`
+	Comparator string   `json:"comparator,omitempty"`
+	Rows       []Row    `json:"rows"`
+	Notes      []string `json:"notes,omitempty"`
+}
+
+// Machine names where the figures were taken.
+type Machine struct {
+	CPUs     int    `json:"cpus"`
+	CPUModel string `json:"cpu_model"`
+	Go       string `json:"go"`
+	Shared   string `json:"shared"`
+}
+
+// ThisMachine describes the machine this process runs on.
+func ThisMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(),
+		Shared: "the load generator runs on the same cores as the server"}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// RunCases runs every case against server and, when baseline is not nil,
+// the same load right after against baseline. Servers given as commands are
+// started once per framing and stopped when the framing changes or at the
+// end. A case whose framing a fixed-address server cannot speak is an error:
+// the caller builds the cases it can run.
+func RunCases(ctx context.Context, cases []Case, server ServerSpec, baseline *ServerSpec) (Report, error) {
+	rep := Report{Machine: ThisMachine(), Server: describe(server)}
+	if baseline != nil {
+		rep.Comparator = describe(*baseline)
+	}
+	var servers []*runningServer
+	stopAll := func() error {
+		var first error
+		for _, r := range servers {
+			if err := r.stop(); err != nil && first == nil {
+				first = err
+			}
+		}
+		servers = nil
+		return first
+	}
+	defer stopAll()
+
+	current := protocol.Framing(-1)
+	var tgt, base *runningServer
+	for _, c := range cases {
+		if c.Load.Framing != current {
+			if err := stopAll(); err != nil {
+				return rep, err
+			}
+			current = c.Load.Framing
+			var err error
+			if tgt, err = start(ctx, server, current); err != nil {
+				return rep, err
+			}
+			servers = append(servers, tgt)
+			if baseline != nil {
+				if base, err = start(ctx, *baseline, current); err != nil {
+					return rep, err
+				}
+				servers = append(servers, base)
+			}
+		}
+		row := Row{Name: c.Name}
+		var err error
+		if row.Target, err = Run(ctx, tgt.target, c.Load); err != nil {
+			return rep, fmt.Errorf("%s on %s: %w", c.Name, rep.Server, err)
+		}
+		if baseline != nil {
+			res, err := Run(ctx, base.target, c.Load)
+			if err != nil {
+				return rep, fmt.Errorf("%s on %s: %w", c.Name, rep.Comparator, err)
+			}
+			row.Comparator = &res
+			row.Ratio = NewRatio(row.Target, res)
+		}
+		rep.Rows = append(rep.Rows, row)
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+	}
+	return rep, stopAll()
+}
+
+func describe(s ServerSpec) string {
+	switch {
+	case s.Name != "":
+		return s.Name
+	case s.Addr != "":
+		return s.Addr
+	default:
+		return s.Command
+	}
+}
+
+type runningServer struct {
+	target Target
+	proc   *Process
+}
+
+func (r *runningServer) stop() error {
+	if r.proc == nil {
+		return nil
+	}
+	return r.proc.Stop(0)
+}
+
+func start(ctx context.Context, s ServerSpec, f protocol.Framing) (*runningServer, error) {
+	if s.Addr != "" {
+		return &runningServer{target: Target{Addr: s.Addr}}, nil
+	}
+	p, err := StartServer(ctx, s.Command, f.String(), s.Output, s.StartTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return &runningServer{target: p.Target(), proc: p}, nil
+}
+
+// Sweep returns the standard matrix: 1, 8, 64 and 256 connections, each
+// with echo of 16 B, echo of 1 KiB, add, and echo of 16 B pipelined 16 deep.
+// Unpipelined cases use framing f; the pipelined ones use f when it is
+// framed, else pipelined (or are left out when pipelined is Raw). base
+// gives the duration, request count, warm-up and timeout of every case.
+func Sweep(f, pipelined protocol.Framing, base Load) []Case {
+	if f != protocol.Raw {
+		pipelined = f
+	}
+	conns := []int{1, 8, 64, 256}
+	var cases []Case
+	add := func(name string, fr protocol.Framing, mix Mix, payload, pipeline int) {
+		for _, n := range conns {
+			l := base
+			l.Framing, l.Conns, l.Mix, l.Payload, l.Pipeline = fr, n, mix, payload, pipeline
+			cases = append(cases, Case{Name: fmt.Sprintf("%s c%d", name, n), Load: l})
+		}
+	}
+	add("echo16", f, Mix{Echo: 1}, 16, 1)
+	add("echo1k", f, Mix{Echo: 1}, 1024, 1)
+	add("add", f, Mix{Add: 1}, 16, 1)
+	if pipelined != protocol.Raw {
+		add("echo16 p16", pipelined, Mix{Echo: 1}, 16, 16)
+	}
+	return cases
+}

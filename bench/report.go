@@ -1,0 +1,276 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteJSON writes v as indented JSON.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// WriteText writes the report for people: a summary for a single run, a
+// table for several or with a baseline, then examples of any errors.
+func (r Report) WriteText(w io.Writer) error {
+	ew := &errWriter{w: w}
+	fmt.Fprintf(ew, "machine: %d CPUs, %s, %s; %s\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Go, r.Machine.Shared)
+	if len(r.Rows) == 1 && r.Rows[0].Comparator == nil {
+		fmt.Fprintf(ew, "server: %s\n", r.Server)
+		writeSummary(ew, r.Rows[0].Target)
+	} else {
+		fmt.Fprintf(ew, "server: %s\n", r.Server)
+		if r.Comparator != "" {
+			fmt.Fprintf(ew, "comparator: %s (ratios are server/comparator)\n", r.Comparator)
+		}
+		writeTable(ew, r.Rows)
+	}
+	for _, row := range r.Rows {
+		writeErrors(ew, row.Name+" on "+r.Server, row.Target.Errors)
+		if row.Comparator != nil {
+			writeErrors(ew, row.Name+" on "+r.Comparator, row.Comparator.Errors)
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(ew, "note: %s\n", n)
+	}
+	return ew.err
+}
+
+func writeSummary(w io.Writer, res Result) {
+	fmt.Fprintf(w, "target %s, %s framing, %d connections, mix echo:add %s, payload %d B, pipeline %d\n",
+		res.Target, res.Framing, res.Conns, res.Mix, res.Payload, res.Pipeline)
+	fmt.Fprintf(w, "requests    %d in %.2f s, %d errors (%d invalid replies, %d connection errors)\n",
+		res.Requests, res.Elapsed, res.Errors.Total(), res.Errors.Invalid, res.Errors.Connection)
+	fmt.Fprintf(w, "throughput  %.0f req/s\n", res.Throughput)
+	l := res.Latency
+	fmt.Fprintf(w, "latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", us(l.P50), us(l.P90), us(l.P99), us(l.P999), us(l.Max))
+	if c := res.ServerCPU; c != nil {
+		fmt.Fprintf(w, "server CPU  %.2f s (%.0f%% of one core), %.2f µs per request\n", c.Seconds, c.UtilisationPc, c.PerRequestUs)
+	} else {
+		fmt.Fprintf(w, "server CPU  not measured (the server is not a child of this process)\n")
+	}
+}
+
+func writeTable(w io.Writer, rows []Row) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	baseline := false
+	for _, r := range rows {
+		baseline = baseline || r.Comparator != nil
+	}
+	head := "case\tframing\tconns\treq/s\tp50 µs\tp99 µs\tp99.9 µs\tmax µs\tcpu µs/req\terrors\t"
+	if baseline {
+		head += "cmp req/s\tcmp p99 µs\tcmp cpu µs/req\tcmp errors\t× req/s\t× cpu/req\t× p99\t"
+	}
+	fmt.Fprintln(tw, head)
+	for _, r := range rows {
+		t := r.Target
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%d\t", r.Name, t.Framing, t.Conns, t.Throughput,
+			t.Latency.P50, t.Latency.P99, t.Latency.P999, t.Latency.Max, cpuPerReq(t), t.Errors.Total())
+		if c := r.Comparator; c != nil {
+			fmt.Fprintf(tw, "%.0f\t%.1f\t%s\t%d\t%s\t%s\t%s\t", c.Throughput, c.Latency.P99, cpuPerReq(*c), c.Errors.Total(),
+				times(r.Ratio.Throughput), times(r.Ratio.CPUPerRequest), times(r.Ratio.P99))
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+}
+
+func writeErrors(w io.Writer, what string, e ErrorCounts) {
+	if e.Total() == 0 {
+		return
+	}
+	fmt.Fprintf(w, "ERRORS in %s: %d invalid replies, %d connection errors; first ones:\n", what, e.Invalid, e.Connection)
+	for _, ex := range e.Examples {
+		fmt.Fprintf(w, "  - %s\n", ex)
+	}
+}
+
+func cpuPerReq(r Result) string {
+	if r.ServerCPU == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", r.ServerCPU.PerRequestUs)
+}
+
+func times(r *float64) string {
+	if r == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", *r)
+}
+
+func us(v float64) string {
+	if v >= 10000 {
+		return fmt.Sprintf("%.1f ms", v/1000)
+	}
+	return fmt.Sprintf("%.1f µs", v)
+}
+
+// WriteText writes the idle run for people.
+func (r IdleResult) WriteText(w io.Writer) error {
+	ew := &errWriter{w: w}
+	fmt.Fprintf(ew, "target %s, %s framing: %d of %d idle connections opened and answered\n", r.Target, r.Framing, r.Opened, r.Conns)
+	if r.NewClientServed {
+		fmt.Fprintf(ew, "a new client was served while they were open, in %s\n", us(r.NewClientUs))
+	} else {
+		fmt.Fprintf(ew, "FAILED: a new client was NOT served while they were open\n")
+	}
+	if r.RSSBefore != 0 {
+		fmt.Fprintf(ew, "server RSS  %.1f MiB before, %.1f MiB after %.1f s idle: %.0f bytes (%.2f KiB) per connection\n",
+			float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.HoldSeconds, r.RSSPerConn, r.RSSPerConn/1024)
+	} else {
+		fmt.Fprintf(ew, "server RSS  not measured (the server is not a child of this process)\n")
+	}
+	fmt.Fprintf(ew, "%d of %d connections still answered after the hold\n", r.StillOpen, r.Opened)
+	writeErrors(ew, "the idle run", r.Errors)
+	return ew.err
+}
+
+// WriteSVG draws the rows' throughput against connections, one line per
+// workload (the case name without its " cN" suffix), dashed for the
+// comparator: a small hand-written SVG.
+func (r Report) WriteSVG(w io.Writer) error {
+	type series struct {
+		name   string
+		dashed bool
+		points map[int]float64
+	}
+	var all []*series
+	byName := map[string]*series{}
+	connSet := map[int]bool{}
+	maxY := 0.0
+	addPoint := func(name string, dashed bool, conns int, v float64) {
+		s := byName[name]
+		if s == nil {
+			s = &series{name: name, dashed: dashed, points: map[int]float64{}}
+			byName[name] = s
+			all = append(all, s)
+		}
+		s.points[conns] = v
+		connSet[conns] = true
+		maxY = max(maxY, v)
+	}
+	for _, row := range r.Rows {
+		workload := row.Name
+		if i := strings.LastIndex(workload, " c"); i > 0 {
+			workload = workload[:i]
+		}
+		addPoint(workload, false, row.Target.Conns, row.Target.Throughput)
+		if row.Comparator != nil {
+			addPoint(workload+" (comparator)", true, row.Comparator.Conns, row.Comparator.Throughput)
+		}
+	}
+	var xs []int
+	for c := range connSet {
+		xs = append(xs, c)
+	}
+	slices.Sort(xs)
+	if maxY == 0 {
+		maxY = 1
+	}
+	maxY = niceCeil(maxY)
+
+	const (
+		width, height          = 760, 420
+		left, right, top, bott = 80, 230, 40, 50
+		plotW, plotH           = width - left - right, height - top - bott
+	)
+	xOf := func(i int) float64 {
+		if len(xs) == 1 {
+			return left + plotW/2
+		}
+		return left + float64(i)*plotW/float64(len(xs)-1)
+	}
+	yOf := func(v float64) float64 { return top + plotH - v/maxY*plotH }
+	colors := []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"}
+
+	ew := &errWriter{w: w}
+	fmt.Fprintf(ew, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
+	fmt.Fprintf(ew, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	fmt.Fprintf(ew, `<text x="%d" y="20" font-size="14">Throughput (req/s) by connections: %s</text>`+"\n", left, xmlEscape(r.Server))
+	for i := 0; i <= 5; i++ {
+		v := maxY * float64(i) / 5
+		y := yOf(v)
+		fmt.Fprintf(ew, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", left, y, left+plotW, y)
+		fmt.Fprintf(ew, `<text x="%d" y="%.1f" text-anchor="end">%.0f</text>`+"\n", left-6, y+4, v)
+	}
+	for i, c := range xs {
+		fmt.Fprintf(ew, `<text x="%.1f" y="%d" text-anchor="middle">%d</text>`+"\n", xOf(i), top+plotH+18, c)
+	}
+	fmt.Fprintf(ew, `<text x="%d" y="%d" text-anchor="middle">connections</text>`+"\n", left+plotW/2, height-10)
+	fmt.Fprintf(ew, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", left, top+plotH, left+plotW, top+plotH)
+	fmt.Fprintf(ew, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", left, top, left, top+plotH)
+	colorOf := map[string]string{}
+	next := 0
+	for k, s := range all {
+		base := strings.TrimSuffix(s.name, " (comparator)")
+		col, ok := colorOf[base]
+		if !ok {
+			col = colors[next%len(colors)]
+			colorOf[base] = col
+			next++
+		}
+		var pts []string
+		for i, c := range xs {
+			if v, ok := s.points[c]; ok {
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", xOf(i), yOf(v)))
+			}
+		}
+		dash := ""
+		if s.dashed {
+			dash = ` stroke-dasharray="6,4"`
+		}
+		fmt.Fprintf(ew, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`+"\n", col, dash, strings.Join(pts, " "))
+		for _, p := range pts {
+			x, y, _ := strings.Cut(p, ",")
+			fmt.Fprintf(ew, `<circle cx="%s" cy="%s" r="3" fill="%s"/>`+"\n", x, y, col)
+		}
+		ly := top + 10 + 18*k
+		fmt.Fprintf(ew, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", width-right+15, ly, width-right+45, ly, col, dash)
+		fmt.Fprintf(ew, `<text x="%d" y="%d">%s</text>`+"\n", width-right+50, ly+4, xmlEscape(s.name))
+	}
+	fmt.Fprintln(ew, `</svg>`)
+	return ew.err
+}
+
+// niceCeil rounds v up to 1, 2 or 5 times a power of ten.
+func niceCeil(v float64) float64 {
+	p := 1.0
+	for p*10 <= v {
+		p *= 10
+	}
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+func xmlEscape(s string) string {
+	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;")
+	return r.Replace(s)
+}
+
+// errWriter keeps the first write error so that a report's many Fprintf
+// calls are checked once.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"echoadd/bench"
+	"echoadd/protocol"
+)
+
+var errHelp = errors.New("help requested")
+
+// options are the parsed command line.
+type options struct {
+	target       string
+	serverCmd    string
+	serverBin    string
+	framing      protocol.Framing
+	conns        int
+	duration     time.Duration
+	requests     int
+	mixText      string
+	mix          bench.Mix
+	payload      int
+	pipeline     int
+	warmup       time.Duration
+	timeout      time.Duration
+	json         bool
+	sweep        bool
+	plot         string
+	baseline     bool
+	idleConns    int
+	idleHold     time.Duration
+	startTimeout time.Duration
+	serverOutput bool
+
+	changed func(name string) bool
+}
+
+const usageHead = `Usage: echoadd-bench [flags]
+       echoadd-bench comparator --listen HOST:PORT --framing raw|len32|varint
+
+Closed-loop load on an Echo/Add server over loopback. Every reply is checked
+(echo content equal, add sum right); errors are counted and shown. The server
+is --target, or --server-cmd started here, or else the bundled reference
+(--server-bin). Server CPU per request and memory are measured when the
+server is started here.
+
+Flags:
+`
+
+func newFlagSet(o *options) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("echoadd-bench", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.StringVar(&o.target, "target", "", "HOST:PORT of a running server (loopback only)")
+	fs.StringVar(&o.serverCmd, "server-cmd", "", "shell command starting the server; {port} is replaced by a free port, {framing} by the framing")
+	fs.StringVar(&o.serverBin, "server-bin", "", "the reference server binary (default: echoadd-server next to this program, on PATH, or ./bin/echoadd-server)")
+	o.framing = protocol.Raw
+	fs.Var(&o.framing, "framing", "framing: raw, len32 or varint")
+	fs.IntVar(&o.conns, "conns", 8, fmt.Sprintf("connections, 1..%d", bench.MaxConns))
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, fmt.Sprintf("measured time, at most %v; 0 with --requests: until the requests are done", bench.MaxDuration))
+	fs.IntVar(&o.requests, "requests", 0, fmt.Sprintf("requests per connection, at most %d; 0: no count (bounded by --duration)", bench.MaxRequests))
+	fs.StringVar(&o.mixText, "mix", "1:0", "echo:add proportion of requests, e.g. 1:0, 3:1, 0:1")
+	fs.IntVar(&o.payload, "payload", 16, fmt.Sprintf("echo content size in bytes, 0..%d", bench.MaxPayload))
+	fs.IntVar(&o.pipeline, "pipeline", 1, fmt.Sprintf("requests sent before reading the replies, 1..%d (len32 and varint only)", bench.MaxPipeline))
+	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured load before measuring")
+	fs.DurationVar(&o.timeout, "timeout", bench.DefaultTimeout, "bound of each round trip; a late reply is a connection error")
+	fs.BoolVar(&o.json, "json", false, "write the result as JSON")
+	fs.BoolVar(&o.sweep, "sweep", false, "run the standard matrix: 1, 8, 64, 256 connections x echo 16 B, echo 1 KiB, add, echo 16 B pipelined 16 (len32)")
+	fs.StringVar(&o.plot, "plot", "", "also write the throughput table as an SVG chart to this file")
+	fs.BoolVar(&o.baseline, "baseline", false, "run the same load against the in-tree comparator too and report ratios server/comparator")
+	fs.IntVar(&o.idleConns, "idle-conns", 0, "instead of load: open this many connections, one request each, hold them idle, and report the server's RSS per connection")
+	fs.DurationVar(&o.idleHold, "idle-hold", 2*time.Second, "with --idle-conns: how long to hold them before reading the server's memory")
+	fs.DurationVar(&o.startTimeout, "start-timeout", bench.DefaultStartTimeout, "bound of the wait for a started server to listen")
+	fs.BoolVar(&o.serverOutput, "server-output", false, "copy started servers' output to stderr")
+	return fs
+}
+
+// parse parses args; --help writes the usage to w and returns errHelp.
+func parse(args []string, w io.Writer) (*options, error) {
+	o := &options{}
+	fs := newFlagSet(o)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			writeUsage(w, fs)
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o.changed = fs.Changed
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func writeUsage(w io.Writer, fs *pflag.FlagSet) {
+	fmt.Fprint(w, usageHead)
+	fmt.Fprint(w, fs.FlagUsagesWrapped(100))
+}
+
+// validate holds every cross-flag rule.
+func (o *options) validate() error {
+	sources := 0
+	for _, name := range []string{"target", "server-cmd", "server-bin"} {
+		if o.changed(name) {
+			sources++
+		}
+	}
+	if sources > 1 {
+		return errors.New("--target, --server-cmd and --server-bin are alternatives: give at most one")
+	}
+	if o.target != "" {
+		if err := checkLoopback(o.target); err != nil {
+			return fmt.Errorf("--target: %w", err)
+		}
+	}
+	if o.changed("server-cmd") && !strings.Contains(o.serverCmd, "{port}") {
+		return fmt.Errorf("--server-cmd %q has no {port} placeholder: the server must listen on the port given to it", o.serverCmd)
+	}
+	if o.conns < 1 || o.conns > bench.MaxConns {
+		return fmt.Errorf("--conns must be 1..%d, not %d", bench.MaxConns, o.conns)
+	}
+	if o.changed("requests") && !o.changed("duration") {
+		o.duration = 0 // bounded by the count (and bench.MaxDuration)
+	}
+	if o.duration < 0 || o.duration > bench.MaxDuration {
+		return fmt.Errorf("--duration must be 0..%v, not %v", bench.MaxDuration, o.duration)
+	}
+	if o.requests < 0 || o.requests > bench.MaxRequests {
+		return fmt.Errorf("--requests must be 0..%d, not %d", bench.MaxRequests, o.requests)
+	}
+	if o.duration == 0 && o.requests == 0 {
+		return errors.New("--duration 0 needs --requests: a run must be bounded by one or the other")
+	}
+	mix, err := bench.ParseMix(o.mixText)
+	if err != nil {
+		return fmt.Errorf("--mix: %w", err)
+	}
+	o.mix = mix
+	if o.payload < 0 || o.payload > bench.MaxPayload {
+		return fmt.Errorf("--payload must be 0..%d bytes, not %d", bench.MaxPayload, o.payload)
+	}
+	if o.pipeline < 1 || o.pipeline > bench.MaxPipeline {
+		return fmt.Errorf("--pipeline must be 1..%d, not %d", bench.MaxPipeline, o.pipeline)
+	}
+	if o.pipeline > 1 && o.framing == protocol.Raw {
+		return errors.New("--pipeline needs --framing len32 or varint: raw framing has no pipelining (EA-CONN-4)")
+	}
+	if o.warmup < 0 || o.warmup > bench.MaxWarmup {
+		return fmt.Errorf("--warmup must be 0..%v, not %v", bench.MaxWarmup, o.warmup)
+	}
+	if o.timeout <= 0 || o.timeout > time.Minute {
+		return fmt.Errorf("--timeout must be above 0 and at most 1m, not %v", o.timeout)
+	}
+	if o.startTimeout <= 0 || o.startTimeout > 5*time.Minute {
+		return fmt.Errorf("--start-timeout must be above 0 and at most 5m, not %v", o.startTimeout)
+	}
+	if o.sweep {
+		for _, name := range []string{"conns", "mix", "payload", "pipeline"} {
+			if o.changed(name) {
+				return fmt.Errorf("--sweep sets --%s itself for each case: leave --%s out", name, name)
+			}
+		}
+	}
+	if o.changed("idle-conns") {
+		if o.idleConns < 1 || o.idleConns > bench.MaxIdleConns {
+			return fmt.Errorf("--idle-conns must be 1..%d, not %d", bench.MaxIdleConns, o.idleConns)
+		}
+		for _, name := range []string{"sweep", "plot", "conns", "mix", "payload", "pipeline", "requests", "duration", "warmup"} {
+			if o.changed(name) {
+				return fmt.Errorf("--%s does not apply to --idle-conns", name)
+			}
+		}
+	} else if o.changed("idle-hold") {
+		return errors.New("--idle-hold applies only to --idle-conns")
+	}
+	if o.idleHold < 0 || o.idleHold > bench.MaxDuration {
+		return fmt.Errorf("--idle-hold must be 0..%v, not %v", bench.MaxDuration, o.idleHold)
+	}
+	return nil
+}
+
+// checkLoopback accepts only loopback addresses: this tool loads a server
+// on this machine, never one elsewhere.
+func checkLoopback(hostport string) error {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return fmt.Errorf("%q is not HOST:PORT: %v", hostport, err)
+	}
+	if port == "" || port == "0" {
+		return fmt.Errorf("%q has no port", hostport)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address (127.0.0.0/8, ::1 or localhost): this tool loads local servers only", host)
+	}
+	return nil
+}
