@@ -1,0 +1,50 @@
+// Package eventloop is the reference server's event-driven engine: a few
+// epoll loops (one per GOMAXPROCS by default) that serve every connection
+// without a goroutine or a buffer of its own while it is idle.
+//
+// # Shape
+//
+// Serve accepts on a net.Listener in the caller's goroutine and hands each
+// new socket to the loop with the fewest connections. A loop owns an epoll
+// instance, an eventfd to be woken with, one read buffer and one output
+// buffer that every connection it serves shares. Per connection it keeps a
+// small Conn: the descriptor, input bytes only while a request is partly
+// received, output bytes only while the socket refuses them, and its place
+// in one timer list.
+//
+// The protocol stays outside: Handler.OnData is given the bytes buffered for
+// a connection, appends replies to the loop's output buffer and says how
+// much input it consumed. The engine writes each batch of replies with one
+// write(2).
+//
+// # Readiness
+//
+// Descriptors are registered level-triggered for EPOLLIN only. A loop reads
+// a connection once per readiness report, so a client that never stops
+// sending cannot starve the others, and no read is spent learning EAGAIN:
+// a short read means the socket is drained, a full one leaves the descriptor
+// ready for the next epoll_wait. EPOLLOUT is added (and EPOLLIN removed,
+// which is the backpressure) only while a write was partial, the one time
+// epoll_ctl(MOD) is called. EPOLLRDHUP is not registered: being level
+// triggered it would report again on every wait while the replies still due
+// after a half-close are written; read returning 0 says the same thing.
+//
+// # Timers
+//
+// Every connection is in at most one list per loop: partial request (read
+// timeout), idle (idle timeout), write stalled (write timeout) or lingering
+// close. All members of a list share its timeout, so appending at the tail
+// keeps each list sorted by deadline and every update is O(1). The loop
+// blocks in epoll_wait until the earliest head's deadline, or for ever when
+// the lists are empty: an idle server uses no CPU.
+//
+// # Stopping
+//
+// Shutdown stops accepting, then every loop reads what each connection has
+// already delivered, answers the whole requests in it, writes the replies
+// and closes the connection; it returns when all are closed. Close closes
+// everything at once.
+//
+// The engine needs Linux; elsewhere New returns ErrUnsupported and the
+// server keeps its goroutine-per-connection engine.
+package eventloop

@@ -1,0 +1,140 @@
+package eventloop
+
+import (
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Handler is the protocol side of the engine. A loop calls it from its own
+// goroutine, one connection at a time; it must not block or keep in or out.
+type Handler interface {
+	// OnData is given in, every byte received on c and not yet consumed, and
+	// out, the loop's empty output buffer. It appends the replies to the
+	// whole requests at the start of in to out and returns how many bytes of
+	// in it consumed. It may stop early, for instance once out holds 64 KiB:
+	// the engine writes out and calls again with the rest. Consuming nothing
+	// means "need more bytes". closeAfter asks for the connection to be
+	// closed once out is written; the rest of in is then dropped.
+	OnData(c *Conn, in, out []byte) (consumed int, reply []byte, closeAfter bool)
+	// OnReadTimeout is called when a request has been partly received for
+	// longer than Config.ReadTimeout. What it appends to out is written
+	// before the connection is closed.
+	OnReadTimeout(c *Conn, out []byte) []byte
+	// OnClose is called once per connection that reached OnData's loop,
+	// after its descriptor is closed; err says why (nil for an orderly
+	// close).
+	OnClose(c *Conn, err error)
+}
+
+// Config configures an Engine. The zero value of each field means what its
+// comment says.
+type Config struct {
+	Handler Handler
+	// Loops is the number of epoll loops; 0 means GOMAXPROCS.
+	Loops int
+	// ReadBufferSize is each loop's read buffer; 0 means 64 KiB.
+	ReadBufferSize int
+	// ReadTimeout closes a connection whose request has been partly received
+	// for longer than this (EA-LIM-3), after Handler.OnReadTimeout; 0 means
+	// no limit.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a connection with no request in progress for longer
+	// than this (EA-LIM-4); 0 means no limit.
+	IdleTimeout time.Duration
+	// WriteTimeout closes a connection whose peer has not taken a pending
+	// reply for longer than this; 0 means no limit.
+	WriteTimeout time.Duration
+	// LingerTimeout bounds how long a connection closed by the server (after
+	// a fatal error reply, a timeout or at the connection limit) keeps
+	// reading and discarding input after its last reply and FIN, so that
+	// the close does not turn into a reset that could destroy that reply;
+	// 0 means 2 s.
+	LingerTimeout time.Duration
+	// MaxConns is the largest number of connections served at once; a
+	// connection beyond it gets Overloaded and is closed (EA-LIM-5). 0 means
+	// no limit.
+	MaxConns int
+	// Overloaded is written to a connection refused at MaxConns.
+	Overloaded []byte
+	// Fallback serves a connection accepted from a listener whose
+	// connections are not sockets the engine can adopt (a wrapped
+	// net.Conn); nil means such connections are closed.
+	Fallback func(net.Conn)
+	// Logger receives accept errors and other events; nil discards them.
+	Logger *slog.Logger
+}
+
+const (
+	defaultReadBufferSize = 64 << 10
+	defaultLingerTimeout  = 2 * time.Second
+)
+
+// Conn is one connection served by a loop. Its fields belong to that loop's
+// goroutine; a Handler may use it only during the call it was given in.
+type Conn struct {
+	fd    int
+	seq   int32  // tells this connection's epoll events from a previous owner's of fd
+	in    []byte // received, not yet consumed: only while a request is partial
+	out   []byte // replies the socket has not taken yet
+	state connState
+	// counted: served, against MaxConns; false for one refused at the limit.
+	counted bool
+	// Timer list membership (see timerList).
+	list       *timerList
+	since      time.Duration // when it entered list, on the loop's clock
+	prev, next *Conn
+	// Context is free for the Handler's per-connection state.
+	Context any
+}
+
+type connState uint8
+
+const (
+	stateOpen      connState = iota
+	stateClosing             // close once out is written
+	stateLingering           // FIN sent; discarding input until EOF or LingerTimeout
+	stateClosed
+)
+
+// timerList is an intrusive FIFO of connections that share one timeout:
+// appending at the tail keeps it sorted by deadline.
+type timerList struct {
+	timeout    time.Duration
+	head, tail *Conn
+	onExpire   func(*Conn)
+}
+
+func (t *timerList) push(c *Conn, now time.Duration) {
+	if c.list != nil {
+		c.list.remove(c)
+	}
+	c.list, c.since, c.prev, c.next = t, now, t.tail, nil
+	if t.tail != nil {
+		t.tail.next = c
+	} else {
+		t.head = c
+	}
+	t.tail = c
+}
+
+func (t *timerList) remove(c *Conn) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		t.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		t.tail = c.prev
+	}
+	c.list, c.prev, c.next = nil, nil, nil
+}
+
+// untimed removes c from whatever list it is in.
+func untimed(c *Conn) {
+	if c.list != nil {
+		c.list.remove(c)
+	}
+}

@@ -1,0 +1,938 @@
+//go:build linux
+
+package eventloop
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Engine serves connections on epoll loops. Create it with New; Serve hands
+// it listeners; Shutdown or Close stop it.
+type Engine struct {
+	cfg   Config
+	h     Handler
+	log   *slog.Logger
+	epoch time.Time // the loops' clock starts here (monotonic)
+	loops []*loop
+
+	conns atomic.Int64 // connections counted against MaxConns
+
+	mu        sync.Mutex // guards state, listeners and serving.Add
+	state     engineState
+	listeners map[net.Listener]struct{}
+	serving   sync.WaitGroup // Serve calls that may still hand over a socket
+	quit      chan struct{}  // closed when the engine stops accepting
+
+	loopsDone sync.WaitGroup
+	done      chan struct{} // closed when every loop has returned
+}
+
+type engineState uint8
+
+const (
+	running engineState = iota
+	draining
+	closed
+)
+
+// New starts cfg.Loops loops (GOMAXPROCS by default). The loops run until
+// Shutdown or Close.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Handler == nil {
+		return nil, errors.New("eventloop: Config.Handler is nil")
+	}
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	if cfg.ReadBufferSize <= 0 {
+		cfg.ReadBufferSize = defaultReadBufferSize
+	}
+	if cfg.LingerTimeout <= 0 {
+		cfg.LingerTimeout = defaultLingerTimeout
+	}
+	e := &Engine{
+		cfg:       cfg,
+		h:         cfg.Handler,
+		log:       cfg.Logger,
+		epoch:     time.Now(),
+		listeners: make(map[net.Listener]struct{}),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	for range cfg.Loops {
+		l, err := newLoop(e)
+		if err != nil {
+			for _, l := range e.loops {
+				l.closeFDs()
+			}
+			return nil, err
+		}
+		e.loops = append(e.loops, l)
+	}
+	e.loopsDone.Add(len(e.loops))
+	for _, l := range e.loops {
+		go l.run()
+	}
+	go func() {
+		e.loopsDone.Wait()
+		close(e.done)
+	}()
+	return e, nil
+}
+
+// Serve accepts connections on ln and serves them on the loops until ln
+// fails or the engine stops; then it returns ErrClosed, or the accept error.
+// A *net.TCPListener or *net.UnixListener is accepted from directly with
+// accept4(2), so no net.Conn is made; any other listener's connections are
+// taken over by duplicating their descriptor, or given to Config.Fallback
+// when they are not sockets.
+func (e *Engine) Serve(ln net.Listener) error {
+	e.mu.Lock()
+	if e.state != running {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	e.listeners[ln] = struct{}{}
+	e.serving.Add(1)
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.listeners, ln)
+		e.mu.Unlock()
+		e.serving.Done()
+	}()
+
+	var err error
+	if rc := rawListener(ln); rc != nil {
+		err = e.acceptRaw(rc)
+	} else {
+		err = e.acceptConns(ln)
+	}
+	select {
+	case <-e.quit:
+		return ErrClosed
+	default:
+		return err
+	}
+}
+
+func rawListener(ln net.Listener) syscall.RawConn {
+	var rc syscall.RawConn
+	var err error
+	switch l := ln.(type) {
+	case *net.TCPListener:
+		rc, err = l.SyscallConn()
+	case *net.UnixListener:
+		rc, err = l.SyscallConn()
+	default:
+		return nil
+	}
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// acceptRaw accepts in batches whenever Go's poller reports the listener
+// readable, until the listener is closed.
+func (e *Engine) acceptRaw(rc syscall.RawConn) error {
+	var backoff time.Duration
+	for {
+		var acceptErr error
+		err := rc.Read(func(fd uintptr) bool {
+			for range 256 { // then let the poller run other goroutines
+				nfd, _, err := unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+				switch err {
+				case nil:
+					e.adopt(nfd)
+				case unix.EAGAIN:
+					return false // wait for readiness
+				case unix.EINTR, unix.ECONNABORTED:
+				default:
+					acceptErr = err
+					return true
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return err // the listener was closed
+		}
+		if acceptErr == nil {
+			backoff = 0
+			continue
+		}
+		if !temporary(acceptErr) {
+			return os.NewSyscallError("accept4", acceptErr)
+		}
+		backoff = e.pause(backoff, acceptErr)
+	}
+}
+
+// acceptConns serves a listener of another type through its Accept.
+func (e *Engine) acceptConns(ln net.Listener) error {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			var errno syscall.Errno
+			if errors.As(err, &errno) && temporary(errno) {
+				backoff = e.pause(backoff, err)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		fd, err := takeFD(c)
+		if err != nil {
+			if e.cfg.Fallback != nil {
+				e.cfg.Fallback(c)
+			} else {
+				e.log.Debug("connection not adoptable, closed", "remote", c.RemoteAddr(), "err", err)
+				c.Close()
+			}
+			continue
+		}
+		e.adopt(fd)
+	}
+}
+
+// takeFD duplicates c's descriptor, non-blocking, and closes c.
+func takeFD(c net.Conn) (int, error) {
+	var rc syscall.RawConn
+	var err error
+	switch s := c.(type) {
+	case *net.TCPConn:
+		rc, err = s.SyscallConn()
+	case *net.UnixConn:
+		rc, err = s.SyscallConn()
+	default:
+		return -1, errors.New("eventloop: not a *net.TCPConn or *net.UnixConn")
+	}
+	if err != nil {
+		return -1, err
+	}
+	nfd := -1
+	var dupErr error
+	if err := rc.Control(func(fd uintptr) {
+		nfd, dupErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if dupErr != nil {
+		return -1, os.NewSyscallError("fcntl", dupErr)
+	}
+	if err := unix.SetNonblock(nfd, true); err != nil {
+		unix.Close(nfd)
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	c.Close()
+	return nfd, nil
+}
+
+// temporary reports accept errors that pass: out of descriptors or memory.
+func temporary(err error) bool {
+	switch err {
+	case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+		return true
+	}
+	return false
+}
+
+// pause waits before the next accept after a temporary error, doubling from
+// 5 ms to 1 s, or until the engine stops.
+func (e *Engine) pause(d time.Duration, err error) time.Duration {
+	d = min(max(2*d, 5*time.Millisecond), time.Second)
+	e.log.Warn("accept failed; retrying", "err", err, "delay", d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-e.quit:
+	}
+	return d
+}
+
+// adopt hands a new non-blocking socket to the least loaded loop.
+func (e *Engine) adopt(fd int) {
+	// Go sets TCP_NODELAY on the connections it accepts; so do we. On a
+	// Unix socket it fails, harmlessly.
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	c := &Conn{fd: fd}
+	if limit := int64(e.cfg.MaxConns); limit > 0 && e.conns.Add(1) > limit {
+		e.conns.Add(-1)
+		c.state = stateClosing
+		c.out = e.cfg.Overloaded[:len(e.cfg.Overloaded):len(e.cfg.Overloaded)]
+	} else {
+		if limit == 0 {
+			e.conns.Add(1)
+		}
+		c.counted = true
+	}
+	best := e.loops[0]
+	for _, l := range e.loops[1:] {
+		if l.load.Load() < best.load.Load() {
+			best = l
+		}
+	}
+	if !best.enqueue(c) {
+		unix.Close(fd)
+		if c.counted {
+			e.conns.Add(-1)
+		}
+	}
+}
+
+// Conns reports how many connections are being served (refused ones not
+// counted).
+func (e *Engine) Conns() int { return int(e.conns.Load()) }
+
+// stopAccepting closes the listeners, once, and reports whether the state
+// changed to s.
+func (e *Engine) stopAccepting(s engineState) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state >= s {
+		return false
+	}
+	if e.state == running {
+		close(e.quit)
+		for ln := range e.listeners {
+			ln.Close()
+		}
+	}
+	e.state = s
+	return true
+}
+
+// Shutdown stops accepting, then has every loop answer the whole requests
+// its connections have already delivered, write the replies and close them
+// (EA-STOP-1, EA-STOP-2, EA-STOP-3). It returns nil when every connection
+// is closed and the loops have returned, or ctx's error after closing what
+// is left at once.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	if e.stopAccepting(draining) {
+		// No Serve call hands over a socket after this.
+		e.serving.Wait()
+		for _, l := range e.loops {
+			l.command(cmdDrain)
+		}
+	}
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+		e.Close()
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting and closes every connection at once; it returns when
+// the loops have.
+func (e *Engine) Close() error {
+	e.stopAccepting(closed)
+	for _, l := range e.loops {
+		l.command(cmdClose)
+	}
+	<-e.done
+	return nil
+}
+
+// A loop serves its connections from one goroutine.
+type loop struct {
+	e      *Engine
+	epfd   int
+	wakefd int
+	load   atomic.Int32 // connections, for adopt's choice
+
+	// Owned by the loop's goroutine.
+	conns    []*Conn // by descriptor
+	live     int
+	seq      int32
+	buf      []byte // every read lands here first
+	out      []byte // the Handler appends replies here
+	events   []unix.EpollEvent
+	now      time.Duration // since e.epoch, read after each epoll_wait
+	draining bool
+	partial  timerList // a request partly received: ReadTimeout
+	idle     timerList // no request in progress: IdleTimeout
+	stalled  timerList // a reply not taken: WriteTimeout
+	linger   timerList // closing: LingerTimeout
+	timers   []*timerList
+
+	mu      sync.Mutex // guards the fields below
+	pending []*Conn    // adopted, not yet registered
+	cmd     command
+	woken   bool // wakefd written since the loop last read it
+	exited  bool
+}
+
+type command uint8
+
+const (
+	cmdNone command = iota
+	cmdDrain
+	cmdClose
+)
+
+const (
+	wakeSeq     = -1
+	maxEvents   = 256
+	maxKeptOut  = 1 << 20 // a larger output buffer is dropped after use
+	drainReads  = 64      // reads per connection at Shutdown
+	readEvents  = unix.EPOLLIN
+	writeEvents = unix.EPOLLOUT
+)
+
+func newLoop(e *Engine) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	l := &loop{
+		e:      e,
+		epfd:   epfd,
+		wakefd: wakefd,
+		buf:    make([]byte, e.cfg.ReadBufferSize),
+		events: make([]unix.EpollEvent, maxEvents),
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd), Pad: wakeSeq}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		l.closeFDs()
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	l.partial = timerList{timeout: e.cfg.ReadTimeout, onExpire: l.readTimedOut}
+	l.idle = timerList{timeout: e.cfg.IdleTimeout, onExpire: l.beginClose}
+	l.stalled = timerList{timeout: e.cfg.WriteTimeout, onExpire: l.writeTimedOut}
+	l.linger = timerList{timeout: e.cfg.LingerTimeout, onExpire: l.lingerTimedOut}
+	l.timers = []*timerList{&l.partial, &l.idle, &l.stalled, &l.linger}
+	return l, nil
+}
+
+func (l *loop) closeFDs() {
+	unix.Close(l.wakefd)
+	unix.Close(l.epfd)
+}
+
+// enqueue passes c to the loop's goroutine; false if the loop has returned.
+func (l *loop) enqueue(c *Conn) bool {
+	l.mu.Lock()
+	if l.exited {
+		l.mu.Unlock()
+		return false
+	}
+	l.pending = append(l.pending, c)
+	wake := !l.woken
+	l.woken = true
+	l.mu.Unlock()
+	l.load.Add(1)
+	if wake {
+		l.wake()
+	}
+	return true
+}
+
+func (l *loop) command(cmd command) {
+	l.mu.Lock()
+	if l.exited || l.cmd >= cmd {
+		l.mu.Unlock()
+		return
+	}
+	l.cmd = cmd
+	wake := !l.woken
+	l.woken = true
+	l.mu.Unlock()
+	if wake {
+		l.wake()
+	}
+}
+
+func (l *loop) wake() {
+	one := [8]byte{1}
+	for range 8 { // EINTR; EAGAIN means the counter is already non-zero
+		if _, err := unix.Write(l.wakefd, one[:]); err != unix.EINTR {
+			return
+		}
+	}
+}
+
+func (l *loop) run() {
+	defer l.e.loopsDone.Done()
+	defer l.exit()
+	msec := -1
+	for {
+		n, err := unix.EpollWait(l.epfd, l.events, msec)
+		if err != nil && err != unix.EINTR {
+			l.e.log.Error("epoll_wait failed; closing this loop's connections", "err", os.NewSyscallError("epoll_wait", err))
+			l.closeAll(err)
+			return
+		}
+		l.now = time.Since(l.e.epoch)
+		woken := false
+		for i := range max(n, 0) {
+			ev := &l.events[i]
+			if ev.Pad == wakeSeq {
+				woken = true
+				continue
+			}
+			fd := int(ev.Fd)
+			if fd >= len(l.conns) {
+				continue
+			}
+			if c := l.conns[fd]; c != nil && c.seq == ev.Pad {
+				l.onEvent(c, ev.Events)
+			}
+		}
+		// New connections are installed after the batch, so that no event
+		// of a descriptor closed above can reach a connection reusing it.
+		if woken && l.onWake() {
+			return
+		}
+		l.expire()
+		if l.draining && l.live == 0 {
+			return
+		}
+		// After a batch, look again without blocking: under load the next
+		// events are already there and the loop keeps its thread.
+		if n > 0 {
+			msec = 0
+		} else {
+			msec = l.nextTimeout()
+		}
+	}
+}
+
+func (l *loop) exit() {
+	l.mu.Lock()
+	l.exited = true
+	pending := l.pending
+	l.pending = nil
+	l.mu.Unlock()
+	for _, c := range pending {
+		unix.Close(c.fd)
+		if c.counted {
+			l.e.conns.Add(-1)
+		}
+	}
+	l.closeFDs()
+}
+
+// onWake installs new connections and carries out a command; it reports
+// whether the loop must return.
+func (l *loop) onWake() bool {
+	var b [8]byte
+	_, _ = unix.Read(l.wakefd, b[:])
+	l.mu.Lock()
+	pending := l.pending
+	l.pending = nil
+	cmd := l.cmd
+	l.woken = false
+	l.mu.Unlock()
+	for _, c := range pending {
+		l.install(c)
+	}
+	switch cmd {
+	case cmdClose:
+		l.closeAll(net.ErrClosed)
+		return true
+	case cmdDrain:
+		if !l.draining {
+			l.draining = true
+			for _, c := range l.conns {
+				if c != nil {
+					l.drain(c)
+				}
+			}
+		}
+	}
+	return false
+}
+
+func (l *loop) install(c *Conn) {
+
+	l.seq++
+	if l.seq == wakeSeq {
+		l.seq = 0
+	}
+	c.seq = l.seq
+	events := uint32(readEvents)
+	if len(c.out) > 0 {
+		events = writeEvents
+	}
+	ev := unix.EpollEvent{Events: events, Fd: int32(c.fd), Pad: c.seq}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+		l.e.log.Error("cannot register connection", "err", os.NewSyscallError("epoll_ctl", err))
+		unix.Close(c.fd)
+		l.load.Add(-1)
+		if c.counted {
+			l.e.conns.Add(-1)
+		}
+		return
+	}
+	for c.fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*Conn, max(c.fd+1-len(l.conns), len(l.conns)/2, 64))...)
+	}
+	l.conns[c.fd] = c
+	l.live++
+	switch {
+	case c.state == stateClosing: // refused: write the reply, then close
+		l.flush(c)
+	case l.draining:
+		l.drain(c)
+	default:
+		l.retime(c, false)
+	}
+}
+
+func (l *loop) onEvent(c *Conn, events uint32) {
+	if len(c.out) > 0 {
+		// Only EPOLLOUT is registered: writable, or an error or hang-up
+		// that the write reports.
+		l.flush(c)
+		return
+	}
+	l.onReadable(c)
+}
+
+func (l *loop) onReadable(c *Conn) {
+	n, err := unix.Read(c.fd, l.buf)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return
+	case err != nil:
+		l.close(c, os.NewSyscallError("read", err))
+		return
+	case n == 0:
+		l.onEOF(c)
+		return
+	}
+	if c.state == stateLingering {
+		return // discarded
+	}
+	if len(c.in) == 0 {
+		l.process(c, l.buf[:n], false)
+		return
+	}
+	c.in = append(c.in, l.buf[:n]...)
+	l.process(c, c.in, true)
+}
+
+// onEOF: the client half-closed. The replies already due are written, then
+// the connection is closed (EA-CONN-5); a partial request is dropped.
+func (l *loop) onEOF(c *Conn) {
+	var err error
+	if len(c.in) > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	c.in = nil
+	if len(c.out) > 0 && c.state != stateLingering {
+		c.state = stateClosing
+		return
+	}
+	l.close(c, err)
+}
+
+// process runs the Handler over in (which is c.in when inConn, else the
+// read buffer), writes the replies and keeps the unconsumed rest in c.in.
+func (l *loop) process(c *Conn, in []byte, inConn bool) {
+	progressed := false
+	for len(in) > 0 {
+		consumed, out, closeAfter := l.e.h.OnData(c, in, l.out[:0])
+		if cap(out) <= maxKeptOut {
+			l.out = out[:0]
+		} else {
+			l.out = nil
+		}
+		in = in[consumed:]
+		if closeAfter {
+			c.in = nil
+			l.send(c, out)
+			if c.state == stateOpen {
+				l.beginClose(c)
+			}
+			return
+		}
+		if consumed > 0 {
+			progressed = true
+		}
+		if len(out) > 0 {
+			l.send(c, out)
+		}
+		if c.state != stateOpen || consumed == 0 || len(c.out) > 0 {
+			break
+		}
+	}
+	if c.state == stateClosed {
+		return
+	}
+	switch {
+	case len(in) == 0:
+		c.in = nil
+	case inConn && cap(c.in) <= 2*len(in)+defaultReadBufferSize:
+		c.in = c.in[:copy(c.in, in)]
+	default:
+		c.in = append([]byte(nil), in...)
+	}
+	if c.state == stateOpen {
+		l.retime(c, progressed)
+	}
+}
+
+// retime puts c in the timer list of what it waits for.
+func (l *loop) retime(c *Conn, progressed bool) {
+	switch {
+	case c.state != stateOpen:
+	case len(c.out) > 0:
+		if c.list != &l.stalled {
+			l.arm(&l.stalled, c)
+		}
+	case len(c.in) > 0:
+		if c.list != &l.partial || progressed {
+			l.arm(&l.partial, c)
+		}
+	default:
+		l.arm(&l.idle, c)
+	}
+}
+
+func (l *loop) arm(t *timerList, c *Conn) {
+	if t.timeout > 0 {
+		t.push(c, l.now)
+	} else {
+		untimed(c)
+	}
+}
+
+// send writes out, one write(2); what the socket refuses waits in c.out.
+func (l *loop) send(c *Conn, out []byte) {
+	if len(out) == 0 {
+		return
+	}
+	if len(c.out) > 0 {
+		c.out = append(c.out, out...)
+		return
+	}
+	n, err := write(c.fd, out)
+	if err != nil {
+		l.close(c, err)
+		return
+	}
+	if n < len(out) {
+		c.out = append([]byte(nil), out[n:]...)
+		l.interest(c, writeEvents)
+		l.retime(c, false)
+	}
+}
+
+// flush writes c.out after EPOLLOUT.
+func (l *loop) flush(c *Conn) {
+	n, err := write(c.fd, c.out)
+	if err != nil {
+		l.close(c, err)
+		return
+	}
+	c.out = c.out[n:]
+	if len(c.out) > 0 {
+		return
+	}
+	c.out = nil
+	switch {
+	case c.state == stateClosing:
+		l.beginClose(c)
+	case l.draining: // still open: requests may be left in c.in
+		if len(c.in) > 0 {
+			l.process(c, c.in, true)
+		}
+		l.finishDrain(c)
+	default:
+		l.interest(c, readEvents)
+		if len(c.in) > 0 {
+			l.process(c, c.in, true) // whole requests may be left
+		} else {
+			l.retime(c, false)
+		}
+	}
+}
+
+func write(fd int, b []byte) (int, error) {
+	for range 8 {
+		n, err := unix.Write(fd, b)
+		switch err {
+		case nil:
+			return n, nil
+		case unix.EAGAIN:
+			return 0, nil
+		case unix.EINTR:
+			continue
+		default:
+			return 0, os.NewSyscallError("write", err)
+		}
+	}
+	return 0, nil
+}
+
+func (l *loop) interest(c *Conn, events uint32) {
+	ev := unix.EpollEvent{Events: events, Fd: int32(c.fd), Pad: c.seq}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev); err != nil {
+		l.close(c, os.NewSyscallError("epoll_ctl", err))
+	}
+}
+
+// beginClose ends a connection from the server's side: once the replies are
+// written it sends FIN and discards input until the client's FIN or
+// LingerTimeout, so that unread input does not turn the close into a reset
+// that could destroy the last reply.
+func (l *loop) beginClose(c *Conn) {
+	c.in = nil
+	if len(c.out) > 0 {
+		c.state = stateClosing
+		return
+	}
+	if l.draining {
+		l.close(c, nil)
+		return
+	}
+	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
+		l.close(c, nil)
+		return
+	}
+	if c.state == stateClosing {
+		l.interest(c, readEvents)
+		if c.state == stateClosed {
+			return
+		}
+	}
+	c.state = stateLingering
+	l.linger.push(c, l.now)
+}
+
+func (l *loop) readTimedOut(c *Conn) {
+	out := l.e.h.OnReadTimeout(c, l.out[:0])
+	c.in = nil
+	l.send(c, out)
+	if c.state == stateOpen {
+		l.beginClose(c)
+	}
+}
+
+func (l *loop) writeTimedOut(c *Conn) { l.close(c, errWriteTimeout) }
+
+func (l *loop) lingerTimedOut(c *Conn) { l.close(c, nil) }
+
+var errWriteTimeout = errors.New("eventloop: the client took no reply within the write timeout")
+
+// drain answers what c has already delivered and closes it (Shutdown).
+func (l *loop) drain(c *Conn) {
+	switch {
+	case c.state == stateLingering:
+		l.close(c, nil)
+		return
+	case c.state == stateClosing || len(c.out) > 0:
+		return // closed once written (flush)
+	}
+	for range drainReads {
+		n, err := unix.Read(c.fd, l.buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			break
+		}
+		if len(c.in) == 0 {
+			l.process(c, l.buf[:n], false)
+		} else {
+			c.in = append(c.in, l.buf[:n]...)
+			l.process(c, c.in, true)
+		}
+		if c.state != stateOpen || len(c.out) > 0 {
+			break
+		}
+	}
+	l.finishDrain(c)
+}
+
+// finishDrain closes c unless replies wait to be written; flush comes back
+// here once they are.
+func (l *loop) finishDrain(c *Conn) {
+	if c.state == stateOpen && len(c.out) == 0 {
+		l.close(c, nil)
+	}
+}
+
+// close releases c at once.
+func (l *loop) close(c *Conn, err error) {
+	if c.state == stateClosed {
+		return
+	}
+	untimed(c)
+	unix.Close(c.fd)
+	if c.fd < len(l.conns) && l.conns[c.fd] == c {
+		l.conns[c.fd] = nil
+	}
+	c.state = stateClosed
+	c.in, c.out = nil, nil
+	l.live--
+	l.load.Add(-1)
+	if c.counted {
+		l.e.conns.Add(-1)
+		l.e.h.OnClose(c, err)
+	}
+}
+
+func (l *loop) closeAll(err error) {
+	for _, c := range l.conns {
+		if c != nil {
+			l.close(c, err)
+		}
+	}
+}
+
+// expire runs the handlers of every deadline passed.
+func (l *loop) expire() {
+	for _, t := range l.timers {
+		for t.head != nil && t.head.since+t.timeout <= l.now {
+			c := t.head
+			t.remove(c)
+			t.onExpire(c)
+		}
+	}
+}
+
+// nextTimeout is epoll_wait's timeout: until the earliest deadline, or -1.
+func (l *loop) nextTimeout() int {
+	msec := -1
+	for _, t := range l.timers {
+		if t.head == nil {
+			continue
+		}
+		d := t.head.since + t.timeout - time.Since(l.e.epoch)
+		ms := int((d + time.Millisecond - 1) / time.Millisecond)
+		if ms < 0 {
+			ms = 0
+		}
+		if msec < 0 || ms < msec {
+			msec = ms
+		}
+	}
+	return msec
+}
