@@ -1,0 +1,222 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/onsi/ginkgo/v2/types"
+	"github.com/spf13/pflag"
+
+	"echoadd/protocol"
+)
+
+// Defaults the bundled reference is started with and declares to the suite.
+const (
+	bundledMaxMessageSize = protocol.DefaultMaxMessageSize
+	bundledReadTimeout    = time.Second
+)
+
+// options are the runner's command line.
+type options struct {
+	target         string
+	serverCmd      string
+	framing        protocol.Framing
+	strict         bool
+	labelFilter    string
+	focus          []string
+	list           bool
+	junitReport    string
+	jsonReport     string
+	timeoutScale   float64
+	maxMessageSize int
+	readTimeout    time.Duration
+	verbose        bool
+	noColor        bool
+	version        bool
+	help           bool
+
+	// Set by validate.
+	bundled bool // neither --target nor --server-cmd: run the bundled reference
+}
+
+// newFlagSet builds the runner's flags, writing into o.
+func newFlagSet(o *options) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("echoadd-conform", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.SetOutput(io.Discard) // run prints errors and help itself
+	fs.StringVar(&o.target, "target", "", "test the server already listening on `HOST:PORT`")
+	fs.StringVar(&o.serverCmd, "server-cmd", "", "start the server to test with this shell `COMMAND`, in which {port} is\nreplaced by a free port (once per spec that needs its own server)")
+	fs.Var(&o.framing, "framing", "the target's `FRAMING`: raw, len32 or varint")
+	fs.BoolVar(&o.strict, "strict", false, "a failed SHOULD or MAY requirement also fails the run")
+	fs.StringVar(&o.labelFilter, "label-filter", "", "run only the specs whose labels match this Ginkgo label `QUERY`,\ne.g. 'must && !concurrency' or 'EA-ECHO-1 || EA-ECHO-2'")
+	fs.StringArrayVar(&o.focus, "focus", nil, "run only the specs whose names match this `REGEXP` (repeatable)")
+	fs.BoolVar(&o.list, "list", false, "print the selected specs with their requirement IDs and levels; run nothing")
+	fs.StringVar(&o.junitReport, "junit-report", "", "also write a JUnit XML report to `FILE`")
+	fs.StringVar(&o.jsonReport, "json-report", "", "also write the JSON report (schema: package echoadd/suite/report) to `FILE`")
+	fs.Float64Var(&o.timeoutScale, "timeout-scale", 1, "multiply every deadline of the suite by `FACTOR` (slow machines, CI)")
+	fs.IntVar(&o.maxMessageSize, "max-message-size", protocol.MinMaxMessageSize, "the largest request in `BYTES` the target declares it accepts\n(the bundled reference is started with, and declares, 1048576)")
+	fs.DurationVar(&o.readTimeout, "read-timeout", 0, "the target's read timeout as a `DURATION` (e.g. 2s), for the read-timeout specs;\n0 skips them (the bundled reference is started with, and declares, 1s)")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print every spec and stream its wire transcript")
+	fs.BoolVar(&o.noColor, "no-color", false, "no colours in the output (also: NO_COLOR set, or output not a terminal)")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.BoolVarP(&o.help, "help", "h", false, "print this help and exit")
+	return fs
+}
+
+// errUsage marks errors that exit 3.
+var errUsage = errors.New("usage error")
+
+// parseArgs parses and validates the command line.
+func parseArgs(args []string) (*options, *pflag.FlagSet, error) {
+	o := &options{}
+	fs := newFlagSet(o)
+	if err := fs.Parse(args); err != nil {
+		return nil, fs, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if o.help || o.version {
+		return o, fs, nil
+	}
+	if err := o.validate(fs); err != nil {
+		return nil, fs, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return o, fs, nil
+}
+
+// validate checks the rules between flags and fills in the bundled
+// reference's defaults.
+func (o *options) validate(fs *pflag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	switch {
+	case o.target != "" && o.serverCmd != "":
+		return errors.New("--target and --server-cmd are mutually exclusive: test a running server or start one, not both")
+	case o.target != "":
+		if err := checkHostPort(o.target); err != nil {
+			return fmt.Errorf("--target %q: %v", o.target, err)
+		}
+	case o.serverCmd != "":
+		if !strings.Contains(o.serverCmd, "{port}") {
+			return fmt.Errorf("--server-cmd %q does not contain {port}: the harness needs to choose the port", o.serverCmd)
+		}
+	default:
+		o.bundled = true
+		if !fs.Changed("max-message-size") {
+			o.maxMessageSize = bundledMaxMessageSize
+		}
+		if !fs.Changed("read-timeout") {
+			o.readTimeout = bundledReadTimeout
+		}
+	}
+	if o.maxMessageSize < protocol.MinMaxMessageSize {
+		return fmt.Errorf("--max-message-size %d is below %d, which every server must accept (EA-LIM-1)", o.maxMessageSize, protocol.MinMaxMessageSize)
+	}
+	if o.readTimeout < 0 {
+		return fmt.Errorf("--read-timeout %v is negative", o.readTimeout)
+	}
+	if !(o.timeoutScale > 0) || o.timeoutScale > 100 {
+		return fmt.Errorf("--timeout-scale %v is not in (0, 100]", o.timeoutScale)
+	}
+	if o.labelFilter != "" {
+		if _, err := types.ParseLabelFilter(o.labelFilter); err != nil {
+			return fmt.Errorf("--label-filter %q: %v", o.labelFilter, firstLineOf(err.Error()))
+		}
+	}
+	for _, f := range o.focus {
+		if _, err := regexp.Compile(f); err != nil {
+			return fmt.Errorf("--focus %q: %v", f, err)
+		}
+	}
+	if o.list && (o.junitReport != "" || o.jsonReport != "") {
+		return errors.New("--list runs nothing, so it writes no --junit-report or --json-report")
+	}
+	return nil
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return errors.New("missing host (use 127.0.0.1:PORT)")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	return nil
+}
+
+func firstLineOf(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}
+
+const usageHead = `echoadd-conform runs the Echo/Add conformance suite against a server.
+
+Usage:
+  echoadd-conform [flags]                        the bundled reference server
+  echoadd-conform --target HOST:PORT [flags]     a server that is already running
+  echoadd-conform --server-cmd 'CMD {port}' [flags]
+                                                 a server the runner starts itself
+
+Flags:
+`
+
+const usageTail = `
+Each spec checks requirements of PROTOCOL.md, named by its labels (the IDs, such as
+EA-ECHO-1, and the level: must, should, may). The run ends with a table giving each
+requirement PASS, FAIL, NON-STRICT (a SHOULD or MAY failed), SKIPPED or NOT RUN.
+
+Exit status:
+  0  conformant: no MUST requirement failed (with --strict: no requirement failed)
+  1  not conformant
+  2  the target could not be tested: unreachable, server command failed, harness error
+  3  usage error
+`
+
+// writeUsage writes the help text.
+func writeUsage(w io.Writer, fs *pflag.FlagSet) error {
+	_, err := io.WriteString(w, usageHead+flagUsages(fs)+usageTail)
+	return err
+}
+
+// flagUsages lists the flags like pflag does, without its "[=true|false]"
+// after boolean flags.
+func flagUsages(fs *pflag.FlagSet) string {
+	type row struct{ left, usage string }
+	var rows []row
+	width := 0
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Hidden {
+			return
+		}
+		left := "      --" + f.Name
+		if f.Shorthand != "" {
+			left = "  -" + f.Shorthand + ", --" + f.Name
+		}
+		varname, usage := pflag.UnquoteUsage(f)
+		if f.Value.Type() != "bool" && varname != "" {
+			left += " " + varname
+		}
+		switch f.DefValue {
+		case "", "false", "0", "0s", "[]":
+		default:
+			usage += " (default " + f.DefValue + ")"
+		}
+		rows = append(rows, row{left, usage})
+		width = max(width, len(left))
+	})
+	var b strings.Builder
+	for _, r := range rows {
+		pad := strings.Repeat(" ", width+3)
+		fmt.Fprintf(&b, "%-*s   %s\n", width, r.left, strings.ReplaceAll(r.usage, "\n", "\n"+pad))
+	}
+	return b.String()
+}
