@@ -12,7 +12,9 @@ import (
 	"testing/iotest"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Fuzz targets for every decoder. Seeds: the wire vectors, the Split table's
@@ -93,6 +95,13 @@ func checkSplit(t *testing.T, f Framing, data []byte, max int, reply bool) {
 		}
 		if f == Raw {
 			// One whole field 1 or 2 (1 to 3 for replies), on its own.
+			last := protowire.Number(requestFields)
+			if reply {
+				last = replyFields
+			}
+			if num, _, k := protowire.ConsumeTag(msg); k < 0 || num > last {
+				t.Fatalf("raw message % x is field %d; want a field from 1 to %d", msg, num, last)
+			}
 			if m2, n2, err2 := split(msg, max); err2 != nil || n2 != len(msg) || !bytes.Equal(m2, msg) {
 				t.Fatalf("raw message % x does not split to itself: % x, %d, %v", msg, m2, n2, err2)
 			}
@@ -219,6 +228,9 @@ func checkRequestRoundTrip(t *testing.T, msg []byte) {
 	default:
 		t.Fatalf("DecodeRequest(% x) succeeded with no oneof set", msg)
 	}
+	if !proto.Equal(withoutUnknown(req), canon) {
+		t.Fatalf("DecodeRequest(% x) = %v; rebuilt as %v", msg, req, canon)
+	}
 	for _, f := range Framings {
 		wire, err := f.AppendMessage(nil, canon)
 		if err != nil {
@@ -254,6 +266,9 @@ func checkReplyRoundTrip(t *testing.T, msg []byte) {
 		canon = &ServerMessage{Message: &ServerMessage_Error{Error: &Error{Code: m.Error.GetCode(), Detail: m.Error.GetDetail()}}}
 	default:
 		return // oneof unset: a reply only a framed connection can carry
+	}
+	if !proto.Equal(withoutUnknown(reply), canon) {
+		t.Fatalf("DecodeReply(% x) = %v; rebuilt as %v", msg, reply, canon)
 	}
 	for _, f := range Framings {
 		wire, err := f.AppendMessage(nil, canon)
@@ -325,4 +340,19 @@ func FuzzDecodeReply(f *testing.F) {
 		}
 		checkReplyRoundTrip(t, data)
 	})
+}
+
+// withoutUnknown returns a copy of m with the unknown fields of m and of
+// its direct sub-messages dropped (the schema nests no deeper).
+func withoutUnknown(m proto.Message) proto.Message {
+	c := proto.Clone(m)
+	r := c.ProtoReflect()
+	r.SetUnknown(nil)
+	r.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Message() != nil {
+			v.Message().SetUnknown(nil)
+		}
+		return true
+	})
+	return c
 }
