@@ -87,8 +87,9 @@ const MaxPrefixLen = binary.MaxVarintLen64
 // In raw framing, top-level fields other than 1 and 2 are skipped by their
 // wire type; n counts them even when the error is ErrIncomplete or a fatal
 // error (the offending field starts at n). A skipped field counts against
-// max like a request. max <= 0 means DefaultMaxMessageSize. Split never
-// allocates, and checks a declared size against max before anything else.
+// max like a request. max <= 0 means DefaultMaxMessageSize. Split allocates
+// nothing but its error values, and checks a declared size against max as
+// soon as it is read, before waiting for the body.
 //
 // Split delimits requests (ClientMessage); SplitReply delimits replies.
 func (f Framing) Split(buf []byte, max int) (msg []byte, n int, err error) {
