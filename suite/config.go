@@ -1,0 +1,156 @@
+package suite
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"echoadd/protocol"
+	"echoadd/suite/harness"
+)
+
+// Config says what the suite tests and how. Configure must be called before
+// ginkgo.RunSpecs (or PreviewSpecs): the spec tree reads it when it is built,
+// e.g. to pick EA-FRAME-3 (raw, SHOULD) or EA-FRAME-6 (len32/varint, MUST).
+type Config struct {
+	Target         string           // HOST:PORT of an already running server; "" => start ServerCmd
+	ServerCmd      string           // shell command containing {port}; harness picks a free port
+	Framing        protocol.Framing // default Raw
+	MaxMessageSize int              // largest request the target declares (encoded bytes); 0 => 1024
+	ReadTimeout    time.Duration    // target's declared read timeout; 0 => read-timeout specs skipped
+	TimeoutScale   float64          // multiplies every deadline; 0 => 1
+	Transcript     io.Writer        // non-nil: stream every spec's wire transcript here (-v)
+	Stdout, Stderr io.Writer        // where a started server's output is also echoed, may be nil
+}
+
+// The suite's configuration: set by Configure before the spec tree is
+// built, read by every spec. Ginkgo's spec tree is itself global, so this
+// is too.
+var (
+	configMu   sync.Mutex
+	current    = normalize(Config{})
+	configured bool
+)
+
+// Configure validates c and makes it the configuration of the next run.
+func Configure(c Config) error {
+	if err := validate(c); err != nil {
+		return err
+	}
+	configMu.Lock()
+	defer configMu.Unlock()
+	current, configured = normalize(c), true
+	return nil
+}
+
+// Current is the configuration in force, zero values replaced by their
+// defaults (MaxMessageSize 1024, TimeoutScale 1).
+func Current() Config {
+	configMu.Lock()
+	defer configMu.Unlock()
+	return current
+}
+
+func isConfigured() bool {
+	configMu.Lock()
+	defer configMu.Unlock()
+	return configured
+}
+
+func validate(c Config) error {
+	var errs []error
+	switch {
+	case c.Target == "" && c.ServerCmd == "":
+		errs = append(errs, errors.New("give a target address or a server command"))
+	case c.Target != "" && c.ServerCmd != "":
+		errs = append(errs, errors.New("give a target address or a server command, not both"))
+	case c.ServerCmd != "" && !strings.Contains(c.ServerCmd, "{port}"):
+		errs = append(errs, harness.ErrNoPort)
+	}
+	if c.Framing < protocol.Raw || c.Framing > protocol.Varint {
+		errs = append(errs, fmt.Errorf("unknown framing %v", c.Framing))
+	}
+	if c.MaxMessageSize != 0 && c.MaxMessageSize < protocol.MinMaxMessageSize {
+		errs = append(errs, fmt.Errorf("max message size %d is below %d, which every server must accept (EA-LIM-1)", c.MaxMessageSize, protocol.MinMaxMessageSize))
+	}
+	if c.ReadTimeout < 0 {
+		errs = append(errs, fmt.Errorf("read timeout %v is negative", c.ReadTimeout))
+	}
+	if c.TimeoutScale < 0 {
+		errs = append(errs, fmt.Errorf("timeout scale %v is negative", c.TimeoutScale))
+	}
+	return errors.Join(errs...)
+}
+
+func normalize(c Config) Config {
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = protocol.MinMaxMessageSize
+	}
+	if c.TimeoutScale == 0 {
+		c.TimeoutScale = 1
+	}
+	if c.Transcript != nil {
+		c.Transcript = &syncWriter{w: c.Transcript}
+	}
+	return c
+}
+
+// framed reports whether the target speaks a framing with length prefixes.
+func (c Config) framed() bool { return c.Framing != protocol.Raw }
+
+// scaled multiplies d by the timeout scale.
+func (c Config) scaled(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * c.TimeoutScale)
+}
+
+// The suite's named windows and bounds, all scaled by TimeoutScale. A window
+// that passes quietly means only that nothing arrived within it.
+type windows struct {
+	latency   harness.Window // EA-CONN-6: every reply within 1 s of its request
+	quiet     harness.Window // nothing more arrives after a reply (EA-CONN-1)
+	noReply   harness.Window // malformed input: silence within it is an accepted outcome
+	afterErr  harness.Window // after the expected Error replies: nothing more, or a close
+	closing   harness.Window // a close that is due now arrives within it
+	oneWrite  time.Duration  // EA-FRAME-2: a raw reply arrives whole within it of its first byte
+	pause     time.Duration  // between the pieces of a request sent in pieces
+	start     time.Duration  // a started server accepts connections within it
+	grace     time.Duration  // EA-STOP-4: a stopped server exits within it
+	stopping  time.Duration  // EA-STOP-1: a stopped server refuses connections within it
+	readLimit harness.Window // EA-LIM-3: the declared read timeout plus a margin
+	cpuWindow time.Duration  // EA-CONC-4: how long idle CPU time is measured
+	spec      time.Duration  // no spec runs longer
+}
+
+func (c Config) windows() windows {
+	s := c.scaled
+	return windows{
+		latency:   harness.Window{Name: "EA-CONN-6 latency", D: s(time.Second)},
+		quiet:     harness.Window{Name: "quiet", D: s(50 * time.Millisecond)},
+		noReply:   harness.Window{Name: "no-reply", D: s(300 * time.Millisecond)},
+		afterErr:  harness.Window{Name: "after-error", D: s(100 * time.Millisecond)},
+		closing:   harness.Window{Name: "close", D: s(time.Second)},
+		oneWrite:  s(50 * time.Millisecond),
+		pause:     s(20 * time.Millisecond),
+		start:     s(10 * time.Second),
+		grace:     s(5 * time.Second),
+		stopping:  s(time.Second),
+		readLimit: harness.Window{Name: "read timeout + margin", D: c.ReadTimeout + s(time.Second)},
+		cpuWindow: time.Second,
+		spec:      s(30 * time.Second),
+	}
+}
+
+// syncWriter serialises writes from concurrent clients.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *syncWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(b)
+}

@@ -1,0 +1,343 @@
+package harness
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"echoadd/protocol"
+)
+
+// Echo sends an echo request for content and checks its reply (ExpectEcho).
+func (c *Client) Echo(content string) error {
+	if err := c.Send(protocol.EchoRequest(content)); err != nil {
+		return err
+	}
+	return c.ExpectEcho(content)
+}
+
+// Add sends an add request for a + b and checks that the reply is their
+// 32-bit two's complement sum (ExpectSum).
+func (c *Client) Add(a, b int32) error {
+	if err := c.Send(protocol.AddRequestOf(a, b)); err != nil {
+		return err
+	}
+	return c.ExpectSum(a, b, a+b)
+}
+
+// Probe sends an echo of a fresh marker and checks that its reply is the
+// next thing to arrive: the cheap way to see that nothing but the replies
+// already read came before it (EA-CONN-1).
+func (c *Client) Probe() error {
+	c.probes++
+	marker := fmt.Sprintf("probe #%d of %s", c.probes, c.opts.Name)
+	if err := c.Send(protocol.EchoRequest(marker)); err != nil {
+		return err
+	}
+	r, err := c.expectReply("the probe's echo " + quote(marker))
+	if err != nil {
+		return err
+	}
+	if r.Msg.GetEchoMessage() == nil || r.Msg.GetEchoMessage().GetContent() != marker {
+		return c.failWithHint([]string{"EA-CONN-1"}, r.String()+" before the probe's reply", "nothing but one reply per request: the probe's echo "+quote(marker)+" next", r.Frame)
+	}
+	return c.checkLatency(r)
+}
+
+// ExpectEcho checks that the next reply is an echo of exactly content.
+func (c *Client) ExpectEcho(content string) error {
+	want := "echo_message " + quote(content)
+	r, err := c.expectReply(want)
+	if err != nil {
+		return err
+	}
+	if err := c.checkKind(r, "echo_message", want); err != nil {
+		return err
+	}
+	if got := r.Msg.GetEchoMessage().GetContent(); got != content {
+		return c.fail(nil, fmt.Sprintf("echo_message %s (%d bytes, %s)", quote(got), len(got), firstDifference(got, content)), fmt.Sprintf("%s (%d bytes)", want, len(content)))
+	}
+	return c.checkLatency(r)
+}
+
+// ExpectSum checks that the next reply is an add reply carrying want, the
+// sum of a and b.
+func (c *Client) ExpectSum(a, b, want int32) error {
+	wantText := fmt.Sprintf("add_response result=%d (= %d + %d)", want, a, b)
+	r, err := c.expectReply(wantText)
+	if err != nil {
+		return err
+	}
+	if err := c.checkKind(r, "add_response", wantText); err != nil {
+		return err
+	}
+	if got := r.Msg.GetAddResponse().GetResult(); got != want {
+		return c.fail(nil, fmt.Sprintf("add_response result=%d", got), wantText)
+	}
+	return c.checkLatency(r)
+}
+
+// ExpectReply returns the next reply, whatever it is, as long as it is a
+// decodable ServerMessage arriving within the latency bound.
+func (c *Client) ExpectReply() (*Reply, error) {
+	r, err := c.expectReply("a reply")
+	if err != nil {
+		return nil, err
+	}
+	return r, c.checkLatency(r)
+}
+
+// ExpectErrorReply checks that the next thing to arrive, within the latency
+// bound, is an Error reply (EA-ERR-1): field 3 holding an Error message as
+// the schema defines it (EA-ERR-2), with a detail for people, and with one
+// of codes if any are given.
+func (c *Client) ExpectErrorReply(codes ...protocol.Code) (*Reply, error) {
+	want := "an Error reply"
+	if len(codes) > 0 {
+		want = fmt.Sprintf("an Error reply with code %v", codes[0])
+		for _, code := range codes[1:] {
+			want += " or " + code.String()
+		}
+	}
+	o := c.next(time.Now().Add(c.opts.Latency))
+	if err := c.unexpected(o, want, fmt.Sprintf("no reply within %v", c.opts.Latency)); err != nil {
+		return nil, err
+	}
+	r := o.reply
+	switch {
+	case r.Msg.GetError() == nil:
+		return r, c.failWithHint(nil, r.String(), want, o.hint)
+	case r.Strict != nil:
+		return r, c.fail([]string{"EA-ERR-2"}, fmt.Sprintf("%s whose field 3 is not an Error message (%v)", r, r.Strict), want)
+	case len(codes) > 0 && !slices.Contains(codes, r.Msg.GetError().GetCode()):
+		return r, c.fail(nil, r.String(), want)
+	case r.Msg.GetError().GetDetail() == "":
+		return r, c.fail([]string{"EA-ERR-1"}, r.String()+" with an empty detail", want+" and a detail for people")
+	}
+	return r, nil
+}
+
+// Outcome is what ExpectNoSuccess saw: an Error reply, the connection
+// ending, or silence.
+type Outcome struct {
+	Reply  *Reply // an Error reply, if one came
+	Closed error  // how the connection ended, if it did (io.EOF, a reset)
+	Silent bool   // nothing arrived within the window
+}
+
+func (o Outcome) String() string {
+	switch {
+	case o.Reply != nil:
+		return o.Reply.String()
+	case o.Closed != nil:
+		return "connection closed (" + o.Closed.Error() + ")"
+	default:
+		return "silence"
+	}
+}
+
+// ExpectNoSuccess checks that no success reply comes next: it accepts an
+// Error reply, the connection closing, or silence within w (EA-MAL-2), and
+// rejects echo and add replies and bytes that are not a reply.
+func (c *Client) ExpectNoSuccess(w Window) (Outcome, error) {
+	want := "an Error reply, the connection closed, or silence within the " + w.String()
+	o := c.next(time.Now().Add(w.D))
+	switch {
+	case o.abort != nil:
+		return Outcome{}, o.abort
+	case o.silent && len(c.rbuf) == 0:
+		c.tr.note("nothing arrived within the %s", w)
+		return Outcome{Silent: true}, nil
+	case o.closed != nil && len(c.rbuf) == 0:
+		return Outcome{Closed: o.closed}, nil
+	case o.reply != nil && !o.reply.IsSuccess():
+		return Outcome{Reply: o.reply}, nil
+	case o.reply != nil:
+		return Outcome{Reply: o.reply}, c.fail(nil, "a success reply: "+o.reply.String(), want)
+	case o.bad != "":
+		return Outcome{}, c.failWithHint(o.badIDs, o.bad, want, o.hint)
+	default:
+		return Outcome{}, c.failWithHint(nil, fmt.Sprintf("%d bytes that are no whole reply", len(c.rbuf)), want, o.hint)
+	}
+}
+
+// ExpectClosed checks that the connection ends (EOF or reset) within w,
+// with nothing but already read replies before it.
+func (c *Client) ExpectClosed(w Window) error {
+	want := "the connection closed within the " + w.String()
+	o := c.next(time.Now().Add(w.D))
+	switch {
+	case o.abort != nil:
+		return o.abort
+	case o.closed != nil && len(c.rbuf) == 0:
+		return nil
+	case o.closed != nil:
+		return c.failWithHint(nil, fmt.Sprintf("the connection closed after %d bytes that are no whole reply", len(c.rbuf)), want, o.hint)
+	case o.silent:
+		c.tr.note("still open at the end of the %s", w)
+		return c.fail(nil, "the connection still open", want)
+	case o.reply != nil:
+		return c.failWithHint(nil, o.reply.String(), want, o.hint)
+	default:
+		return c.failWithHint(o.badIDs, o.bad, want, o.hint)
+	}
+}
+
+// ExpectSilence checks that nothing arrives within w (EA-CONN-1: nothing
+// but one reply per request), and that the connection stays open. Passing
+// means only that nothing arrived within the window.
+func (c *Client) ExpectSilence(w Window) error {
+	want := "nothing within the " + w.String()
+	o := c.next(time.Now().Add(w.D))
+	switch {
+	case o.abort != nil:
+		return o.abort
+	case o.silent && len(c.rbuf) == 0:
+		c.tr.note("nothing arrived within the %s", w)
+		return nil
+	case o.silent:
+		return c.failWithHint([]string{"EA-CONN-1"}, fmt.Sprintf("%d bytes more", len(c.rbuf)), want, o.hint)
+	case o.closed != nil:
+		return c.fail([]string{"EA-CONN-3"}, "the connection closed", want+", the connection open")
+	case o.reply != nil:
+		return c.failWithHint([]string{"EA-CONN-1"}, "an extra "+o.reply.String(), want, o.hint)
+	default:
+		return c.failWithHint([]string{"EA-CONN-1"}, o.bad, want, o.hint)
+	}
+}
+
+// AwaitReplyStart waits, within w, until at least one byte of the next
+// reply has arrived, without reading the rest.
+func (c *Client) AwaitReplyStart(w Window) error {
+	deadline := time.Now().Add(w.D)
+	for len(c.rbuf) == 0 {
+		if c.rerr != nil {
+			return c.fail(nil, "the connection closed", "the start of a reply")
+		}
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		if err := c.conn.SetReadDeadline(deadline); err != nil {
+			return err
+		}
+		n, err := c.conn.Read(c.scratch[:1])
+		now := time.Now()
+		if n > 0 {
+			c.rbuf = append(c.rbuf, c.scratch[:n]...)
+			c.arrivals = append(c.arrivals, arrival{end: len(c.rbuf), at: now})
+			c.tr.add(now, Received, c.scratch[:n], "")
+			return nil
+		}
+		if err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				return c.fail(nil, "nothing", "the start of a reply within the "+w.String())
+			}
+			c.rerr = err
+		}
+	}
+	return nil
+}
+
+// expectReply waits for the next reply to a request: until the latency
+// bound after that request was sent whole (or from now, if the client does
+// not know when), and a bound more to tell a late reply from none.
+func (c *Client) expectReply(want string) (*Reply, error) {
+	bound := c.opts.Latency
+	start := time.Now()
+	deadline := start.Add(bound)
+	var sent time.Time
+	if len(c.pending) > 0 {
+		sent = c.pending[0]
+		// A reply the spec reads late is still read: it may be waiting.
+		deadline = maxTime(sent.Add(bound), time.Now().Add(bound/4))
+	}
+	o := c.next(deadline)
+	if o.silent && len(c.rbuf) == 0 {
+		late := c.next(time.Now().Add(bound))
+		if late.reply != nil {
+			c.answered(late.reply, sent)
+			return nil, c.fail([]string{"EA-CONN-6"}, fmt.Sprintf("%s %v after its request", late.reply, late.reply.Latency().Round(time.Millisecond)), "a reply within "+bound.String())
+		}
+		o = late
+	}
+	from, what := start, "of waiting"
+	if !sent.IsZero() {
+		from, what = sent, "of its request"
+	}
+	if err := c.unexpected(o, want, fmt.Sprintf("no reply within %v %s", time.Since(from).Round(time.Millisecond), what)); err != nil {
+		return nil, err
+	}
+	c.answered(o.reply, sent)
+	return o.reply, nil
+}
+
+func (c *Client) answered(r *Reply, sent time.Time) {
+	if len(c.pending) > 0 {
+		c.pending = c.pending[1:]
+	}
+	r.Sent = sent
+}
+
+// unexpected turns every outcome but a reply into a Failure.
+func (c *Client) unexpected(o outcome, want, silence string) error {
+	switch {
+	case o.abort != nil:
+		return o.abort
+	case o.reply != nil:
+		return nil
+	case o.bad != "":
+		return c.failWithHint(o.badIDs, o.bad, want, o.hint)
+	case o.closed != nil && len(c.rbuf) > 0:
+		return c.failWithHint(nil, fmt.Sprintf("the connection closed in the middle of a reply, after %d bytes", len(c.rbuf)), want, o.hint)
+	case o.closed != nil:
+		return c.fail(nil, "the connection closed ("+o.closed.Error()+")", want)
+	case len(c.rbuf) > 0:
+		return c.failWithHint(nil, fmt.Sprintf("%d bytes that are no whole reply, then %s", len(c.rbuf), silence), want, o.hint)
+	default:
+		return c.fail(nil, silence, want)
+	}
+}
+
+// checkKind checks a reply's oneof: the wrong success reply, or one not
+// decodable with the schema, violates EA-MSG-1; an error reply violates the
+// spec's own requirement.
+func (c *Client) checkKind(r *Reply, kind, want string) error {
+	switch {
+	case r.Strict != nil:
+		return c.failWithHint([]string{"EA-MSG-1"}, fmt.Sprintf("%s that the schema cannot decode (%v)", r, r.Strict), want, r.Frame)
+	case r.Kind() == kind:
+		return nil
+	case r.IsSuccess() || r.Msg.GetMessage() == nil:
+		return c.failWithHint([]string{"EA-MSG-1"}, r.String(), want, r.Frame)
+	default:
+		return c.fail(nil, r.String(), want)
+	}
+}
+
+// checkLatency holds a reply to EA-CONN-6.
+func (c *Client) checkLatency(r *Reply) error {
+	if l := r.Latency(); l > c.opts.Latency {
+		return c.fail([]string{"EA-CONN-6"}, fmt.Sprintf("%s %v after its request", r, l.Round(time.Millisecond)), "a reply within "+c.opts.Latency.String())
+	}
+	return nil
+}
+
+// firstDifference says where got first differs from want.
+func firstDifference(got, want string) string {
+	for i := 0; i < min(len(got), len(want)); i++ {
+		if got[i] != want[i] {
+			return fmt.Sprintf("first difference at byte %d: %#02x, want %#02x", i, got[i], want[i])
+		}
+	}
+	if len(got) < len(want) {
+		return fmt.Sprintf("a prefix of the content, missing its last %d bytes", len(want)-len(got))
+	}
+	return fmt.Sprintf("the content and %d bytes more", len(got)-len(want))
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,191 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"echoadd/protocol"
+)
+
+// Reply is one reply as the client received it.
+type Reply struct {
+	Index int                     // 1 for the first reply on the connection
+	Msg   *protocol.ServerMessage // as protocol.DecodeReply reads it: field 3 of any shape is an error reply
+	// Strict is nil when the reply is a ServerMessage exactly as the schema
+	// defines it, and says what is wrong otherwise (EA-MSG-1, EA-ERR-2): a
+	// field of the wrong wire type, a field 3 that is not an Error.
+	Strict error
+	Frame  []byte    // the reply's bytes as received, prefix included
+	Prefix int       // how many of them are the framing's length prefix
+	First  time.Time // when its first byte arrived
+	Last   time.Time // when its last byte arrived
+	Sent   time.Time // when the request it answers was sent whole; zero if not known
+}
+
+// Body is the reply's message encoding, without the prefix.
+func (r *Reply) Body() []byte { return r.Frame[r.Prefix:] }
+
+// Kind names the reply's oneof: "echo_message", "add_response", "error", or
+// "no field set".
+func (r *Reply) Kind() string {
+	switch {
+	case r.Msg.GetEchoMessage() != nil:
+		return "echo_message"
+	case r.Msg.GetAddResponse() != nil:
+		return "add_response"
+	case r.Msg.GetError() != nil:
+		return "error"
+	default:
+		return "no field set"
+	}
+}
+
+// IsSuccess reports whether the reply is an echo or add reply.
+func (r *Reply) IsSuccess() bool {
+	return r.Msg.GetEchoMessage() != nil || r.Msg.GetAddResponse() != nil
+}
+
+// Latency is how long after its request was sent whole the reply arrived
+// whole; 0 if the request's time is not known.
+func (r *Reply) Latency() time.Duration {
+	if r.Sent.IsZero() {
+		return 0
+	}
+	return r.Last.Sub(r.Sent)
+}
+
+func (r *Reply) String() string { return fmt.Sprintf("reply #%d: %s", r.Index, describeReply(r.Msg)) }
+
+// replySlack is how much larger than the declared maximum request a reply
+// may be: an error reply's detail, or an echo reply's extra length bytes.
+const replySlack = 64 << 10
+
+// errNotFrame reports bytes that cannot be split into replies in the
+// connection's framing.
+type errNotFrame struct{ reason string }
+
+func (e *errNotFrame) Error() string { return e.reason }
+
+// splitReply finds the first whole reply at the start of buf in framing f:
+// the frame's length n, prefix included, and the prefix's length. In raw
+// framing each whole top-level field 1, 2 or 3 is one reply, delimited the
+// way a server delimits requests (EA-FRAME-1); other fields are skipped and
+// counted in skipped, which the caller drops first. err is
+// protocol.ErrIncomplete when buf holds no whole reply yet, or an
+// *errNotFrame.
+func splitReply(f protocol.Framing, buf []byte, max int) (n, prefix, skipped int, err error) {
+	if f != protocol.Raw {
+		msg, n, err := f.Split(buf, max)
+		switch {
+		case err == nil:
+			return n, n - len(msg), 0, nil
+		case errors.Is(err, protocol.ErrIncomplete):
+			return 0, 0, 0, err
+		default:
+			return 0, 0, 0, &errNotFrame{reason: err.Error()}
+		}
+	}
+	for skipped < len(buf) {
+		rest := buf[skipped:]
+		num, typ, tagLen := protowire.ConsumeTag(rest)
+		if tagLen < 0 {
+			if perr := protowire.ParseError(tagLen); errors.Is(perr, io.ErrUnexpectedEOF) {
+				return 0, 0, skipped, protocol.ErrIncomplete
+			} else {
+				return 0, 0, skipped, &errNotFrame{reason: fmt.Sprintf("byte %#02x is not a valid field tag (%v)", rest[0], perr)}
+			}
+		}
+		var valLen int
+		switch typ {
+		case protowire.VarintType, protowire.Fixed32Type, protowire.Fixed64Type:
+			valLen = protowire.ConsumeFieldValue(num, typ, rest[tagLen:])
+		case protowire.BytesType:
+			length, k := protowire.ConsumeVarint(rest[tagLen:])
+			if k >= 0 && length > uint64(max) {
+				return 0, 0, skipped, &errNotFrame{reason: fmt.Sprintf("field %d declares %d bytes, more than any reply", num, length)}
+			}
+			valLen = protowire.ConsumeFieldValue(num, typ, rest[tagLen:])
+		default:
+			return 0, 0, skipped, &errNotFrame{reason: fmt.Sprintf("field %d has wire type %d, which no reply uses", num, typ)}
+		}
+		if valLen < 0 {
+			if errors.Is(protowire.ParseError(valLen), io.ErrUnexpectedEOF) {
+				return 0, 0, skipped, protocol.ErrIncomplete
+			}
+			return 0, 0, skipped, &errNotFrame{reason: fmt.Sprintf("field %d: %v", num, protowire.ParseError(valLen))}
+		}
+		if num >= 1 && num <= 3 {
+			return tagLen + valLen, 0, skipped, nil
+		}
+		skipped += tagLen + valLen
+	}
+	return 0, 0, skipped, protocol.ErrIncomplete
+}
+
+// decodeReply decodes a reply body leniently (protocol.DecodeReply) and
+// says separately whether it is a ServerMessage exactly as the schema
+// defines it.
+func decodeReply(body []byte) (msg *protocol.ServerMessage, strict error, err error) {
+	msg, err = protocol.DecodeReply(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	var m protocol.ServerMessage
+	if uerr := proto.Unmarshal(body, &m); uerr != nil {
+		return msg, fmt.Errorf("not a ServerMessage: %v", uerr), nil
+	}
+	for b := m.ProtoReflect().GetUnknown(); len(b) > 0; {
+		num, typ, n := protowire.ConsumeField(b)
+		if n < 0 {
+			break
+		}
+		if num >= 1 && num <= 3 {
+			return msg, fmt.Errorf("field %d has wire type %d, not the schema's (field 3 must be an Error message)", num, typ), nil
+		}
+		b = b[n:]
+	}
+	return msg, nil, nil
+}
+
+// framingLooks says what each framing looks like on the wire, for hints.
+var framingLooks = map[protocol.Framing]string{
+	protocol.Raw:    "protobuf messages with no length prefix",
+	protocol.Len32:  "each message behind a 4-byte big-endian length, e.g. 00 00 00 NN",
+	protocol.Varint: "each message behind a varint length",
+}
+
+// framingHint says which other framing buf looks like, or "" if none: a
+// framing in which buf starts with a whole reply that decodes strictly and
+// sets its oneof.
+func framingHint(buf []byte, current protocol.Framing) string {
+	for _, g := range protocol.Framings {
+		if g == current {
+			continue
+		}
+		if msg := looksLike(buf, g); msg != nil {
+			return fmt.Sprintf("the bytes received look like %s framing (%s), not %s: try --framing %s (read that way, they are %s)", g, framingLooks[g], current, g, describeReply(msg))
+		}
+	}
+	return ""
+}
+
+// looksLike returns the reply buf starts with in framing g, or nil.
+func looksLike(buf []byte, g protocol.Framing) *protocol.ServerMessage {
+	if g == protocol.Raw && (len(buf) == 0 || (buf[0] != 0x0a && buf[0] != 0x12 && buf[0] != 0x1a)) {
+		return nil // every reply field is length-delimited
+	}
+	n, prefix, skipped, err := splitReply(g, buf, protocol.DefaultMaxMessageSize+replySlack)
+	if err != nil || skipped > 0 || n == prefix {
+		return nil
+	}
+	msg, strict, err := decodeReply(buf[prefix:n])
+	if err != nil || strict != nil || msg.GetMessage() == nil {
+		return nil
+	}
+	return msg
+}

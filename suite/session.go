@@ -1,0 +1,246 @@
+package suite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+
+	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega/types"
+
+	"echoadd/suite/harness"
+)
+
+// harnessErrorPrefix starts the failure message of a spec that could not
+// judge the target because the harness failed (suite/report reads it).
+const harnessErrorPrefix = "HARNESS ERROR"
+
+// shared is the server every spec but the lifecycle ones talks to: the
+// target address, or the process BeforeSuite started from ServerCmd. Set in
+// BeforeSuite, read by specs.
+var shared struct {
+	addr string
+	proc *harness.Process // nil with a target address
+}
+
+var _ = BeforeSuite(func(ctx SpecContext) {
+	if !isConfigured() {
+		Fail(harnessErrorPrefix + ": suite.Configure was not called before RunSpecs")
+	}
+	cfg := Current()
+	w := cfg.windows()
+	if cfg.Target != "" {
+		d := net.Dialer{Timeout: w.start}
+		c, err := d.DialContext(ctx, "tcp", cfg.Target)
+		if err != nil {
+			Fail(harnessErrorPrefix + ": " + harness.DialError(cfg.Target, err).Error())
+		}
+		c.Close()
+		shared.addr, shared.proc = cfg.Target, nil
+		return
+	}
+	p, err := harness.Start(ctx, harness.StartOptions{Command: cfg.ServerCmd, Stdout: cfg.Stdout, Stderr: cfg.Stderr, StartTimeout: w.start})
+	if err != nil {
+		Fail(harnessErrorPrefix + ": " + err.Error())
+	}
+	shared.addr, shared.proc = p.Addr, p
+	DeferCleanup(func() { p.Stop(w.grace) })
+})
+
+// session is one spec's view of the target: its configuration, windows and
+// connections. Create it first thing in a spec with begin.
+type session struct {
+	ctx context.Context
+	cfg Config
+	w   windows
+
+	mu      sync.Mutex // guards clients: concurrency specs dial from goroutines
+	clients []*harness.Client
+}
+
+// begin starts a spec's session; every connection it opens is closed when
+// the spec ends.
+func begin(ctx context.Context) *session {
+	cfg := Current()
+	s := &session{ctx: ctx, cfg: cfg, w: cfg.windows()}
+	if cfg.Transcript != nil {
+		fmt.Fprintf(cfg.Transcript, "=== %s\n", CurrentSpecReport().FullText())
+	}
+	DeferCleanup(s.closeAll)
+	return s
+}
+
+func (s *session) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.clients {
+		c.Close() //nolint:errcheck // the spec is over; a close error changes nothing
+	}
+}
+
+// dial connects to the shared server, failing the spec if it cannot.
+func (s *session) dial() *harness.Client { return s.dialAddr(shared.addr) }
+
+// dialAddr connects to addr, failing the spec if it cannot.
+func (s *session) dialAddr(addr string) *harness.Client {
+	c, err := s.tryDial(addr)
+	if err != nil {
+		s.fail(nil, nil, err.Error(), "a connection")
+	}
+	return c
+}
+
+// tryDial connects to addr; safe to call from any goroutine.
+func (s *session) tryDial(addr string) (*harness.Client, error) {
+	s.mu.Lock()
+	name := fmt.Sprintf("conn %d", len(s.clients)+1)
+	s.mu.Unlock()
+	c, err := harness.Dial(s.ctx, addr, harness.Options{
+		Framing:        s.cfg.Framing,
+		MaxMessageSize: s.cfg.MaxMessageSize,
+		Latency:        s.w.latency.D,
+		DialTimeout:    s.w.closing.D * 5,
+		Name:           name,
+		Live:           s.cfg.Transcript,
+	})
+	if err != nil {
+		if p := shared.proc; p != nil && addr == p.Addr && !p.Running() {
+			err = fmt.Errorf("%w; the server process has exited: %v\n%s", err, p.ExitStatus(), p.OutputSection())
+		}
+		return nil, err
+	}
+	s.mu.Lock()
+	s.clients = append(s.clients, c)
+	s.mu.Unlock()
+	return c, nil
+}
+
+// needServerCmd skips a spec that must start and stop its own server.
+func (s *session) needServerCmd() {
+	if s.cfg.ServerCmd == "" {
+		Skip("needs --server-cmd: the spec starts and stops the server itself")
+	}
+}
+
+// start starts a fresh server process from ServerCmd on port (0: a free
+// one); it is stopped when the spec ends.
+func (s *session) start(port int) (*harness.Process, error) {
+	p, err := harness.Start(s.ctx, harness.StartOptions{Command: s.cfg.ServerCmd, Port: port, Stdout: s.cfg.Stdout, Stderr: s.cfg.Stderr, StartTimeout: s.w.start})
+	if err != nil {
+		return nil, err
+	}
+	DeferCleanup(func() { p.Stop(s.w.grace) })
+	return p, nil
+}
+
+// mustStart is start, and a harness error if the server does not start.
+func (s *session) mustStart() *harness.Process {
+	p, err := s.start(0)
+	if err != nil {
+		Fail(harnessErrorPrefix + ": " + err.Error())
+	}
+	return p
+}
+
+// fail fails the spec: requirement IDs (nil: the spec's own) and a
+// one-line got/want, then the transcripts of c, or of every connection of
+// the spec when c is nil.
+func (s *session) fail(c *harness.Client, ids []string, got, want string) {
+	var b strings.Builder
+	b.WriteString(idLine(ids))
+	fmt.Fprintf(&b, "got %s, want %s\n", got, want)
+	if c != nil {
+		b.WriteString("\n" + c.Transcript().Tail(40))
+	} else {
+		b.WriteString(s.transcripts())
+	}
+	Fail(b.String())
+}
+
+// transcripts are the tails of the spec's connections, a few at most.
+func (s *session) transcripts() string {
+	const shown = 8
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for i, c := range s.clients {
+		if i == shown {
+			fmt.Fprintf(&b, "\n(%d more connections not shown)\n", len(s.clients)-shown)
+			break
+		}
+		b.WriteString("\n" + c.Transcript().Tail(20))
+	}
+	return b.String()
+}
+
+// specIDs are the requirement IDs among the running spec's labels.
+func specIDs() []string {
+	var ids []string
+	for _, l := range CurrentSpecReport().Labels() {
+		if _, ok := levels[l]; ok {
+			ids = append(ids, l)
+		}
+	}
+	return ids
+}
+
+// idLine starts a failure message: ids (nil: the spec's), and the spec's
+// own IDs when they differ.
+func idLine(ids []string) string {
+	own := specIDs()
+	if len(ids) == 0 {
+		ids = own
+	}
+	line := strings.Join(ids, " ") + ": "
+	if !slices.Equal(ids, own) && len(own) > 0 {
+		line = strings.Join(ids, " ") + " (checking " + strings.Join(own, " ") + "): "
+	}
+	return line
+}
+
+// Conform succeeds for a nil error. For a *harness.Failure its failure
+// message is the contract's: the requirement IDs the observation violates
+// (the spec's own if it names none) with a one-line got/want, then the
+// framing hint and the connection's transcript.
+func Conform() types.GomegaMatcher { return conformMatcher{} }
+
+type conformMatcher struct{}
+
+func (conformMatcher) Match(actual any) (bool, error) {
+	if actual == nil {
+		return true, nil
+	}
+	if _, ok := actual.(error); !ok {
+		return false, fmt.Errorf("Conform wants an error, got %T", actual)
+	}
+	return false, nil
+}
+
+func (conformMatcher) FailureMessage(actual any) string { return failureText(actual.(error)) }
+
+func (conformMatcher) NegatedFailureMessage(any) string {
+	return "want a failure, got none"
+}
+
+func failureText(err error) string {
+	var f *harness.Failure
+	if errors.As(err, &f) {
+		var b strings.Builder
+		b.WriteString(idLine(f.IDs) + f.Reason())
+		if f.Hint != "" {
+			b.WriteString("\nhint: " + f.Hint)
+		}
+		if f.Transcript != "" {
+			b.WriteString("\n\n" + f.Transcript)
+		}
+		return b.String()
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return idLine(nil) + "got the spec's time up or an interrupt (" + err.Error() + "), want the check to finish"
+	}
+	return idLine(nil) + err.Error()
+}

@@ -1,0 +1,60 @@
+package suite
+
+import (
+	"flag"
+	"fmt"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gexec"
+
+	"echoadd/protocol"
+)
+
+// Flags of `go test ./suite -args ...` (and `go tool ginkgo ./suite -- ...`).
+// By default the suite builds the reference server and runs every spec
+// against it.
+var (
+	flagFraming     = protocol.Raw
+	flagTarget      = flag.String("echoadd.target", "", "HOST:PORT of a running server to test instead of the reference")
+	flagServerCmd   = flag.String("echoadd.server-cmd", "", "command starting the server to test, with {port}, instead of the reference")
+	flagMax         = flag.Int("echoadd.max-message-size", protocol.DefaultMaxMessageSize, "the server's declared maximum message size")
+	flagReadTimeout = flag.Duration("echoadd.read-timeout", time.Second, "the server's declared read timeout (the reference is started with it)")
+	flagScale       = flag.Float64("echoadd.timeout-scale", 1, "multiplies every deadline")
+	flagTranscript  = flag.Bool("echoadd.transcript", false, "stream every spec's wire transcript (shown with ginkgo -v)")
+)
+
+func init() {
+	flag.Var(&flagFraming, "echoadd.framing", "framing: raw, len32 or varint")
+}
+
+func TestSuite(t *testing.T) {
+	RegisterFailHandler(Fail)
+	cfg := Config{
+		Target:         *flagTarget,
+		ServerCmd:      *flagServerCmd,
+		Framing:        flagFraming,
+		MaxMessageSize: *flagMax,
+		ReadTimeout:    *flagReadTimeout,
+		TimeoutScale:   *flagScale,
+	}
+	if cfg.Target == "" && cfg.ServerCmd == "" {
+		bin, err := gexec.Build("echoadd/cmd/echoadd-server")
+		if err != nil {
+			t.Fatalf("building the reference server: %v", err)
+		}
+		defer gexec.CleanupBuildArtifacts()
+		cfg.ServerCmd = fmt.Sprintf("exec %s --listen 127.0.0.1:{port} --framing %s --max-message-size %d --read-timeout %s --log-level warn",
+			bin, cfg.Framing, cfg.MaxMessageSize, cfg.ReadTimeout)
+	}
+	if *flagTranscript {
+		cfg.Transcript = GinkgoWriter
+		cfg.Stdout, cfg.Stderr = GinkgoWriter, GinkgoWriter
+	}
+	if err := Configure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	RunSpecs(t, fmt.Sprintf("Echo/Add conformance (%s)", cfg.Framing))
+}
