@@ -182,12 +182,14 @@ func specOf(sr types.SpecReport) Spec {
 }
 
 // leadingIDs returns the requirement IDs a failure's first line starts
-// with, as in "EA-CONN-6 EA-MSG-1: got ...", or none.
+// with, as in "EA-CONN-6 EA-MSG-1: got ..." or "EA-CONN-6 (checking
+// EA-ECHO-1): got ...", or none.
 func leadingIDs(line string) []string {
 	head, _, ok := strings.Cut(line, ":")
 	if !ok {
 		return nil
 	}
+	head, _, _ = strings.Cut(head, " (")
 	ids := strings.FieldsFunc(head, func(r rune) bool { return r == ' ' || r == ',' })
 	for _, id := range ids {
 		if !IsID(id) {

@@ -91,7 +91,7 @@ func TestVerdicts(t *testing.T) {
 		},
 		{
 			name:  "failure counted against the IDs its message names",
-			specs: []types.SpecReport{it("echo late", types.SpecStateFailed, "EA-ADD-1: got a reply after 1.5s, want within 1s", "EA-ECHO-1", "must"), it("timeout", types.SpecStateFailed, "EA-LIM-3 EA-ERR-1: got nothing", "EA-LIM-3", "should")},
+			specs: []types.SpecReport{it("echo late", types.SpecStateFailed, "EA-ADD-1 (checking EA-ECHO-1): got a reply after 1.5s, want within 1s", "EA-ECHO-1", "must"), it("timeout", types.SpecStateFailed, "EA-LIM-3 EA-ERR-1: got nothing", "EA-LIM-3", "should")},
 			want:  map[string]string{"EA-ECHO-1": Skipped, "EA-ADD-1": Fail, "EA-ERR-1": NonStrict, "EA-LIM-3": NonStrict, "EA-LIM-4": NotRun},
 			exit:  ExitNotConformant,
 		},
