@@ -97,10 +97,11 @@ func New(cfg Config) (*Engine, error) {
 
 // Serve accepts connections on ln and serves them on the loops until ln
 // fails or the engine stops; then it returns ErrClosed, or the accept error.
-// A *net.TCPListener or *net.UnixListener is accepted from directly with
-// accept4(2), so no net.Conn is made; any other listener's connections are
-// taken over by duplicating their descriptor, or given to Config.Fallback
-// when they are not sockets.
+// Each connection's descriptor is duplicated and the net.Conn closed;
+// connections that are not sockets (a wrapped net.Conn) go to
+// Config.Fallback. After each Accept of a *net.TCPListener or
+// *net.UnixListener, the connections already waiting are taken with
+// accept4(2) directly, without making a net.Conn for each.
 func (e *Engine) Serve(ln net.Listener) error {
 	e.mu.Lock()
 	if e.state != running {
@@ -117,12 +118,7 @@ func (e *Engine) Serve(ln net.Listener) error {
 		e.serving.Done()
 	}()
 
-	var err error
-	if rc := rawListener(ln); rc != nil {
-		err = e.acceptRaw(rc)
-	} else {
-		err = e.acceptConns(ln)
-	}
+	err := e.accept(ln)
 	select {
 	case <-e.quit:
 		return ErrClosed
@@ -131,6 +127,9 @@ func (e *Engine) Serve(ln net.Listener) error {
 	}
 }
 
+// rawListener returns the listener's descriptor access, for accept4. (Go's
+// listeners support Control only: Read returns EINVAL, so Accept is what
+// waits for readiness.)
 func rawListener(ln net.Listener) syscall.RawConn {
 	var rc syscall.RawConn
 	var err error
@@ -148,44 +147,8 @@ func rawListener(ln net.Listener) syscall.RawConn {
 	return rc
 }
 
-// acceptRaw accepts in batches whenever Go's poller reports the listener
-// readable, until the listener is closed.
-func (e *Engine) acceptRaw(rc syscall.RawConn) error {
-	var backoff time.Duration
-	for {
-		var acceptErr error
-		err := rc.Read(func(fd uintptr) bool {
-			for range 256 { // then let the poller run other goroutines
-				nfd, _, err := unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-				switch err {
-				case nil:
-					e.adopt(nfd)
-				case unix.EAGAIN:
-					return false // wait for readiness
-				case unix.EINTR, unix.ECONNABORTED:
-				default:
-					acceptErr = err
-					return true
-				}
-			}
-			return true
-		})
-		if err != nil {
-			return err // the listener was closed
-		}
-		if acceptErr == nil {
-			backoff = 0
-			continue
-		}
-		if !temporary(acceptErr) {
-			return os.NewSyscallError("accept4", acceptErr)
-		}
-		backoff = e.pause(backoff, acceptErr)
-	}
-}
-
-// acceptConns serves a listener of another type through its Accept.
-func (e *Engine) acceptConns(ln net.Listener) error {
+func (e *Engine) accept(ln net.Listener) error {
+	rc := rawListener(ln)
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
@@ -209,6 +172,19 @@ func (e *Engine) acceptConns(ln net.Listener) error {
 			continue
 		}
 		e.adopt(fd)
+		if rc != nil {
+			// The rest of the backlog, if any; an error is left for Accept
+			// to report.
+			_ = rc.Control(func(lfd uintptr) {
+				for range 256 {
+					nfd, _, err := unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+					if err != nil {
+						return
+					}
+					e.adopt(nfd)
+				}
+			})
+		}
 	}
 }
 

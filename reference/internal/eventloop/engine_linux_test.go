@@ -1,0 +1,550 @@
+//go:build linux
+
+package eventloop_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
+
+	"echoadd/protocol"
+	"echoadd/reference/internal/eventloop"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Named durations: each bounds a wait that normally ends in milliseconds.
+const (
+	ioDeadline   = 10 * time.Second
+	shortTimeout = 200 * time.Millisecond // timeouts under test
+)
+
+// protoHandler is the protocol side as the reference wires it: Split, the
+// fast path, protocol.DecodeRequest for the rest.
+type protoHandler struct {
+	f      protocol.Framing
+	max    int
+	closed atomic.Int64
+}
+
+func (h *protoHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, bool) {
+	consumed := 0
+	for len(out) < 64<<10 {
+		msg, n, err := h.f.Split(in[consumed:], h.max)
+		consumed += n
+		if errors.Is(err, protocol.ErrIncomplete) {
+			break
+		}
+		if err != nil {
+			out, _ = h.f.AppendMessage(out, protocol.ErrorReplyFor(err))
+			return consumed, out, true
+		}
+		var ok bool
+		if out, ok = eventloop.AppendReply(out, h.f, msg); ok {
+			continue
+		}
+		req, err := protocol.DecodeRequest(msg)
+		var reply *protocol.ServerMessage
+		if err != nil {
+			reply = protocol.ErrorReplyFor(err)
+		} else if e := req.GetEchoMessage(); e != nil {
+			reply = protocol.EchoReply(e.GetContent())
+		} else {
+			reply = protocol.AddReply(req.GetAddRequest().GetA() + req.GetAddRequest().GetB())
+		}
+		out, _ = h.f.AppendMessage(out, reply)
+	}
+	return consumed, out, false
+}
+
+func (h *protoHandler) OnReadTimeout(c *eventloop.Conn, out []byte) []byte {
+	out, _ = h.f.AppendMessage(out, protocol.ErrorReply(protocol.Code_CODE_TIMEOUT, ""))
+	return out
+}
+
+func (h *protoHandler) OnClose(c *eventloop.Conn, err error) { h.closed.Add(1) }
+
+type server struct {
+	e      *eventloop.Engine
+	h      *protoHandler
+	addr   string
+	served chan error
+}
+
+// start runs an engine on a fresh 127.0.0.1:0 listener; at cleanup it
+// closes the engine and checks that Serve returned ErrClosed.
+func start(t *testing.T, f protocol.Framing, cfg eventloop.Config) *server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startOn(t, ln, f, cfg)
+}
+
+func startOn(t *testing.T, ln net.Listener, f protocol.Framing, cfg eventloop.Config) *server {
+	t.Helper()
+	h := &protoHandler{f: f, max: 1 << 20}
+	cfg.Handler = h
+	e, err := eventloop.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{e: e, h: h, addr: ln.Addr().String(), served: make(chan error, 1)}
+	go func() { s.served <- e.Serve(ln) }()
+	t.Cleanup(func() {
+		e.Close()
+		if err := <-s.served; !errors.Is(err, eventloop.ErrClosed) {
+			t.Errorf("Serve returned %v, want ErrClosed", err)
+		}
+	})
+	return s
+}
+
+type client struct {
+	t   testing.TB
+	nc  net.Conn
+	f   protocol.Framing
+	dec *protocol.Decoder
+}
+
+func dial(t testing.TB, addr string, f protocol.Framing) *client {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, ioDeadline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(ioDeadline))
+	return &client{t: t, nc: nc, f: f, dec: protocol.NewDecoder(nc, f, 4<<20)}
+}
+
+func (c *client) frame(m proto.Message) []byte {
+	b, err := c.f.AppendMessage(nil, m)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return b
+}
+
+func (c *client) write(b []byte) {
+	c.t.Helper()
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *client) reply() *protocol.ServerMessage {
+	c.t.Helper()
+	msg, err := c.dec.Next()
+	if err != nil {
+		c.t.Fatalf("reading a reply: %v", err)
+	}
+	m, err := protocol.DecodeReply(msg)
+	if err != nil {
+		c.t.Fatalf("decoding reply %x: %v", msg, err)
+	}
+	return m
+}
+
+func (c *client) expectEcho(content string) {
+	c.t.Helper()
+	if got := c.reply(); got.GetEchoMessage() == nil || got.GetEchoMessage().GetContent() != content {
+		c.t.Fatalf("got %v, want echo of %d bytes", shorten(got), len(content))
+	}
+}
+
+func (c *client) expectSum(sum int32) {
+	c.t.Helper()
+	if got := c.reply(); got.GetAddResponse() == nil || got.GetAddResponse().GetResult() != sum {
+		c.t.Fatalf("got %v, want add result %d", shorten(got), sum)
+	}
+}
+
+func (c *client) expectError(code protocol.Code) {
+	c.t.Helper()
+	if got := c.reply(); got.GetError().GetCode() != code {
+		c.t.Fatalf("got %v, want Error %v", shorten(got), code)
+	}
+}
+
+// expectEOF reads until the server's FIN, which must come with no more bytes.
+func (c *client) expectEOF() {
+	c.t.Helper()
+	if n := c.dec.Buffered(); n > 0 {
+		c.t.Fatalf("%d unexpected bytes before EOF", n)
+	}
+	var b [64]byte
+	n, err := c.nc.Read(b[:])
+	if n != 0 || err != io.EOF {
+		c.t.Fatalf("read = %d bytes (%x), %v; want EOF", n, b[:n], err)
+	}
+}
+
+func shorten(m *protocol.ServerMessage) string {
+	s := fmt.Sprint(m)
+	if len(s) > 120 {
+		s = s[:120] + "..."
+	}
+	return s
+}
+
+func TestEchoAndAddInEveryFraming(t *testing.T) {
+	for _, f := range protocol.Framings {
+		t.Run(f.String(), func(t *testing.T) {
+			s := start(t, f, eventloop.Config{})
+			var wg sync.WaitGroup
+			for i := range 50 {
+				c := dial(t, s.addr, f)
+				wg.Go(func() {
+					for j := range 20 {
+						content := fmt.Sprintf("conn %d request %d ü", i, j)
+						c.write(c.frame(protocol.EchoRequest(content)))
+						c.expectEcho(content)
+						c.write(c.frame(protocol.AddRequestOf(int32(i), int32(j))))
+						c.expectSum(int32(i + j))
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}
+
+func TestPipelinedAndSplitRequests(t *testing.T) {
+	for _, f := range protocol.Framings {
+		t.Run(f.String(), func(t *testing.T) {
+			s := start(t, f, eventloop.Config{ReadBufferSize: 7}) // every request crosses reads
+			c := dial(t, s.addr, f)
+			var all []byte
+			for i := range 16 {
+				all = append(all, c.frame(protocol.EchoRequest(strings.Repeat("ab", i)))...)
+			}
+			c.write(all)
+			for i := range 16 {
+				c.expectEcho(strings.Repeat("ab", i))
+			}
+			// One byte per write.
+			for _, b := range c.frame(protocol.AddRequestOf(40, 2)) {
+				c.write([]byte{b})
+			}
+			c.expectSum(42)
+		})
+	}
+}
+
+func TestLargeRepliesWithAClientThatReadsLate(t *testing.T) {
+	s := start(t, protocol.Len32, eventloop.Config{})
+	c := dial(t, s.addr, protocol.Len32)
+	content := strings.Repeat("0123456789", 100_000) // 1 MB, far over the socket buffers
+	req := c.frame(protocol.EchoRequest(content))
+	// Write 8 requests while reading nothing: the engine must stop reading
+	// while its replies wait, and resume once they are taken.
+	writeDone := make(chan error, 1)
+	go func() {
+		for range 8 {
+			if _, err := c.nc.Write(req); err != nil {
+				writeDone <- err
+				return
+			}
+		}
+		writeDone <- nil
+	}()
+	for range 8 {
+		c.expectEcho(content)
+	}
+	if err := <-writeDone; err != nil {
+		t.Fatal(err)
+	}
+	c.write(c.frame(protocol.AddRequestOf(1, 1)))
+	c.expectSum(2)
+}
+
+func TestHalfCloseGetsTheRepliesDue(t *testing.T) {
+	for _, f := range protocol.Framings {
+		t.Run(f.String(), func(t *testing.T) {
+			s := start(t, f, eventloop.Config{})
+			c := dial(t, s.addr, f)
+			var all []byte
+			for i := range 10 {
+				all = append(all, c.frame(protocol.AddRequestOf(int32(i), 1))...)
+			}
+			c.write(all)
+			if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 10 {
+				c.expectSum(int32(i + 1))
+			}
+			c.expectEOF()
+		})
+	}
+}
+
+func TestFramingErrorRepliesThenCloses(t *testing.T) {
+	s := start(t, protocol.Varint, eventloop.Config{})
+	c := dial(t, s.addr, protocol.Varint)
+	c.write(c.frame(protocol.EchoRequest("before")))
+	c.expectEcho("before")
+	// A length prefix above the limit, then more bytes the server will not read.
+	c.write(append([]byte{0xff, 0xff, 0xff, 0x0f}, bytes.Repeat([]byte{'x'}, 100_000)...))
+	c.expectError(protocol.Code_CODE_TOO_LARGE)
+	c.expectEOF()
+}
+
+func TestMalformedRequestKeepsTheConnection(t *testing.T) {
+	s := start(t, protocol.Len32, eventloop.Config{})
+	c := dial(t, s.addr, protocol.Len32)
+	c.write([]byte{0, 0, 0, 5, 0x0a, 0x03, 0x0a, 0x01, 0xff}) // invalid UTF-8
+	c.expectError(protocol.Code_CODE_MALFORMED)
+	c.write([]byte{0, 0, 0, 0}) // no oneof
+	c.expectError(protocol.Code_CODE_EMPTY_REQUEST)
+	c.write(c.frame(protocol.AddRequestOf(2147483647, 1)))
+	c.expectSum(-2147483648)
+}
+
+func TestReadTimeoutClosesAPartialRequest(t *testing.T) {
+	s := start(t, protocol.Len32, eventloop.Config{ReadTimeout: shortTimeout})
+	c := dial(t, s.addr, protocol.Len32)
+	c.write(c.frame(protocol.EchoRequest("whole")))
+	c.expectEcho("whole")
+	c.write([]byte{0, 0, 0, 9, 0x0a}) // and nothing more
+	c.expectError(protocol.Code_CODE_TIMEOUT)
+	c.expectEOF()
+}
+
+func TestIdleTimeoutClosesAnIdleConnection(t *testing.T) {
+	s := start(t, protocol.Raw, eventloop.Config{IdleTimeout: shortTimeout})
+	c := dial(t, s.addr, protocol.Raw)
+	c.write(c.frame(protocol.EchoRequest("x")))
+	c.expectEcho("x")
+	c.expectEOF()
+}
+
+func TestMaxConnsRefusesTheNextConnection(t *testing.T) {
+	refusal, _ := protocol.Len32.AppendMessage(nil, protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, ""))
+	s := start(t, protocol.Len32, eventloop.Config{MaxConns: 2, Overloaded: refusal})
+	a, b := dial(t, s.addr, protocol.Len32), dial(t, s.addr, protocol.Len32)
+	for _, c := range []*client{a, b} { // both served: a round trip each
+		c.write(c.frame(protocol.EchoRequest("in")))
+		c.expectEcho("in")
+	}
+	over := dial(t, s.addr, protocol.Len32)
+	over.expectError(protocol.Code_CODE_OVERLOADED)
+	over.expectEOF()
+	a.nc.Close()
+	// a's slot frees once the engine sees its close; a new client then gets
+	// served. Bounded: each refused attempt is a round trip.
+	for i := 0; ; i++ {
+		if i == 1000 {
+			t.Fatal("no slot freed after a client closed")
+		}
+		c := dial(t, s.addr, protocol.Len32)
+		c.write(c.frame(protocol.EchoRequest("again")))
+		if got := c.reply(); got.GetEchoMessage().GetContent() == "again" {
+			break
+		}
+		c.nc.Close()
+	}
+}
+
+func TestShutdownAnswersWhatWasReceivedThenCloses(t *testing.T) {
+	for _, f := range protocol.Framings {
+		t.Run(f.String(), func(t *testing.T) {
+			s := start(t, f, eventloop.Config{})
+			busy, idle, partial := dial(t, s.addr, f), dial(t, s.addr, f), dial(t, s.addr, f)
+			for _, c := range []*client{busy, idle, partial} {
+				c.write(c.frame(protocol.EchoRequest("hello")))
+				c.expectEcho("hello")
+			}
+			var all []byte
+			for i := range 16 {
+				all = append(all, busy.frame(protocol.AddRequestOf(int32(i), 100))...)
+			}
+			busy.write(all) // on loopback, in the server's socket once Write returns
+			partial.write(partial.frame(protocol.EchoRequest("cut short"))[:3])
+
+			ctx, cancel := context.WithTimeout(context.Background(), ioDeadline)
+			defer cancel()
+			if err := s.e.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			if err := <-s.served; !errors.Is(err, eventloop.ErrClosed) {
+				t.Fatalf("Serve returned %v, want ErrClosed", err)
+			}
+			s.served <- eventloop.ErrClosed // for the cleanup
+			for i := range 16 {
+				busy.expectSum(int32(i + 100))
+			}
+			busy.expectEOF()
+			idle.expectEOF()
+			partial.expectEOF()
+			if _, err := net.DialTimeout("tcp", s.addr, ioDeadline); err == nil {
+				t.Fatal("a connection was accepted after Shutdown")
+			}
+		})
+	}
+}
+
+func TestShutdownWaitsForRepliesAClientIsSlowToTake(t *testing.T) {
+	s := start(t, protocol.Len32, eventloop.Config{})
+	c := dial(t, s.addr, protocol.Len32)
+	content := strings.Repeat("z", 1<<20-16)
+	c.write(c.frame(protocol.EchoRequest(content)))
+	c.write(c.frame(protocol.EchoRequest("second")))
+	shutdown := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ioDeadline)
+		defer cancel()
+		shutdown <- s.e.Shutdown(ctx)
+	}()
+	c.expectEcho(content)
+	c.expectEcho("second")
+	c.expectEOF()
+	if err := <-shutdown; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+func TestShutdownGivesUpWhenTheContextEnds(t *testing.T) {
+	s := start(t, protocol.Len32, eventloop.Config{})
+	c := dial(t, s.addr, protocol.Len32)
+	content := strings.Repeat("z", 1<<20-16)
+	req := c.frame(protocol.EchoRequest(content))
+	go func() { // the client never reads: 8 MB of replies cannot all be written
+		for range 8 {
+			if _, err := c.nc.Write(req); err != nil {
+				return // the server closed
+			}
+		}
+	}()
+	// Whether the server is already stuck writing or not, Shutdown returns
+	// by the context's end, and every connection is closed after it.
+	ctx, cancel := context.WithTimeout(context.Background(), shortTimeout)
+	defer cancel()
+	if err := s.e.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) && err != nil {
+		t.Fatalf("Shutdown = %v, want nil or DeadlineExceeded", err)
+	}
+	// Either way every connection is closed now.
+	c.nc.SetReadDeadline(time.Now().Add(ioDeadline))
+	if _, err := io.Copy(io.Discard, c.nc); err != nil && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+		t.Fatalf("reading until the server closed: %v", err)
+	}
+}
+
+func isReset(err error) bool { return err != nil && strings.Contains(err.Error(), "connection reset") }
+
+func TestCloseClosesEverything(t *testing.T) {
+	s := start(t, protocol.Raw, eventloop.Config{})
+	c := dial(t, s.addr, protocol.Raw)
+	c.write(c.frame(protocol.EchoRequest("x")))
+	c.expectEcho("x")
+	s.e.Close()
+	c.expectEOF()
+	if got := s.h.closed.Load(); got != 1 {
+		t.Fatalf("OnClose called %d times, want 1", got)
+	}
+}
+
+// wrapped hides the listener's type, so the engine takes connections over
+// through Accept and a duplicated descriptor.
+type wrapped struct{ net.Listener }
+
+func TestAdoptsConnectionsOfAWrappedListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startOn(t, wrapped{ln}, protocol.Len32, eventloop.Config{})
+	for range 3 {
+		c := dial(t, s.addr, protocol.Len32)
+		c.write(c.frame(protocol.AddRequestOf(1, 2)))
+		c.expectSum(3)
+	}
+}
+
+// pipeListener yields connections that are not sockets.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (p *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-p.conns:
+		return c, nil
+	case <-p.done:
+		return nil, net.ErrClosed
+	}
+}
+func (p *pipeListener) Close() error   { p.once.Do(func() { close(p.done) }); return nil }
+func (p *pipeListener) Addr() net.Addr { return &net.UnixAddr{Name: "pipe", Net: "pipe"} }
+
+func TestFallbackGetsConnectionsThatAreNotSockets(t *testing.T) {
+	pl := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	got := make(chan net.Conn, 1)
+	h := &protoHandler{f: protocol.Raw, max: 4096}
+	e, err := eventloop.New(eventloop.Config{Handler: h, Fallback: func(c net.Conn) { got <- c }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- e.Serve(pl) }()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	pl.conns <- a
+	if c := <-got; c != a {
+		t.Fatalf("Fallback got %v, want the pipe", c)
+	}
+	e.Close()
+	if err := <-served; !errors.Is(err, eventloop.ErrClosed) {
+		t.Fatalf("Serve returned %v, want ErrClosed", err)
+	}
+}
+
+func TestManyIdleConnections(t *testing.T) {
+	s := start(t, protocol.Raw, eventloop.Config{Loops: 2})
+	clients := make([]*client, 500)
+	for i := range clients {
+		clients[i] = dial(t, s.addr, protocol.Raw)
+		clients[i].write(clients[i].frame(protocol.AddRequestOf(int32(i), 0)))
+	}
+	for i, c := range clients {
+		c.expectSum(int32(i))
+	}
+	if got := s.e.Conns(); got != len(clients) {
+		t.Fatalf("Conns() = %d, want %d", got, len(clients))
+	}
+}
+
+func TestServeAfterCloseFails(t *testing.T) {
+	e, err := eventloop.New(eventloop.Config{Handler: &protoHandler{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown of an idle engine: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := e.Serve(ln); !errors.Is(err, eventloop.ErrClosed) {
+		t.Fatalf("Serve after Shutdown = %v, want ErrClosed", err)
+	}
+	e.Close()
+}
