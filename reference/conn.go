@@ -1,0 +1,288 @@
+package reference
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"echoadd/protocol"
+)
+
+// This file is the goroutine-per-connection engine: one goroutine reads a
+// connection through a protocol.Decoder, answers every whole request in the
+// buffer, and writes the replies when it must read again.
+
+const (
+	// flushThreshold makes a batch of replies go out before it grows past
+	// this, even if more requests are buffered.
+	flushThreshold = 64 << 10
+
+	// lingerTimeout and lingerBytes bound how long, and how much, a
+	// connection the server closes after an Error reply is read and dropped
+	// first (see lingerClose).
+	lingerTimeout = time.Second
+	lingerBytes   = 4 << 20
+)
+
+// aLongTimeAgo is a read deadline in the past: it wakes a blocked Read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// errDraining ends a connection's reading when the server shuts down.
+var errDraining = errors.New("reference: server shutting down")
+
+// conn is one client connection.
+type conn struct {
+	srv *Server  // immutable
+	nc  net.Conn // immutable; Close and SetReadDeadline may come from Shutdown and Close
+	log *slog.Logger
+
+	// rejected is set before the goroutine starts and read-only after: the
+	// connection is over MaxConns and only gets Error CODE_OVERLOADED.
+	rejected bool
+
+	// Owned by the connection's goroutine.
+	dec         *protocol.Decoder
+	out         []byte    // encoded replies not yet written
+	writeErr    error     // the first write error; no write is tried after it
+	requestFrom time.Time // when a partly received request was first seen waiting; zero between requests
+	deadline    time.Time // the read deadline last set
+	lastLook    bool      // the one read allowed after draining began was made
+
+	mu       sync.Mutex // guards draining; held while the goroutine sets a read deadline
+	draining bool       // Shutdown: finish what is buffered, then close
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{srv: s, nc: nc, log: s.logger().With(slog.String("remote", nc.RemoteAddr().String()))}
+	c.dec = protocol.NewDecoder(c, s.Framing, s.maxMessageSize())
+	return c
+}
+
+// serve is the connection's goroutine.
+func (c *conn) serve() {
+	defer c.srv.connDone(c)
+	if c.rejected {
+		c.log.Warn("connection refused: at the connection limit", slog.Int("max_conns", c.srv.MaxConns))
+		c.queue(protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, "")) // EA-LIM-5
+		c.flush()
+		c.lingerClose()
+		return
+	}
+	c.log.Debug("connection opened")
+	reason := c.loop()
+	c.log.Debug("connection closed", slog.String("why", reason))
+}
+
+// loop serves requests until the connection must close, closes it and says
+// why.
+func (c *conn) loop() string {
+	handle := c.srv.handler()
+	for {
+		msg, err := c.dec.Next()
+		if err != nil {
+			return c.finish(err)
+		}
+		c.requestFrom = time.Time{}
+		req, err := protocol.DecodeRequest(msg)
+		if err != nil {
+			// The frame was delimited, so the stream is still in sync
+			// (EA-MAL-2, EA-MAL-3, EA-MAL-4).
+			c.log.Debug("malformed request", slog.Any("err", err))
+			c.queue(protocol.ErrorReplyFor(err))
+		} else {
+			c.queue(handle(req))
+		}
+		if c.writeErr != nil {
+			return c.finish(c.writeErr)
+		}
+	}
+}
+
+// finish ends the connection after err from Decoder.Next or a write; every
+// complete request read before it has its reply in c.out.
+func (c *conn) finish(err error) string {
+	switch {
+	case c.writeErr != nil:
+		c.nc.Close()
+		return "write failed: " + c.writeErr.Error()
+	case errors.Is(err, io.EOF):
+		// The client half-closed: the replies still due go out, then we
+		// close (EA-CONN-5).
+		c.flush()
+		c.nc.Close()
+		return "client closed"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		c.flush()
+		c.nc.Close()
+		return "client closed inside a request"
+	case c.isDraining():
+		c.flush()
+		c.nc.Close()
+		return "server shutting down"
+	case errors.Is(err, os.ErrDeadlineExceeded) && c.dec.Buffered() > 0:
+		c.log.Warn("request not received within the read timeout", slog.Duration("read_timeout", c.srv.ReadTimeout), slog.Int("buffered", c.dec.Buffered()))
+		c.queue(protocol.ErrorReply(protocol.Code_CODE_TIMEOUT, "")) // EA-LIM-3
+		c.flush()
+		c.lingerClose()
+		return "read timeout"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.flush()
+		c.lingerClose()
+		return "idle timeout" // EA-LIM-4
+	case protocol.Fatal(err) && protocol.ErrorCode(err) != protocol.Code_CODE_UNSPECIFIED:
+		// Too large or unsplittable: the stream is out of sync (EA-MAL-5,
+		// EA-LIM-2).
+		c.log.Warn("closing connection after a stream error", slog.Any("err", err))
+		c.queue(protocol.ErrorReplyFor(err))
+		c.flush()
+		c.lingerClose()
+		return err.Error()
+	default:
+		c.log.Warn("connection failed", slog.Any("err", err))
+		c.flush()
+		c.nc.Close()
+		return err.Error()
+	}
+}
+
+// queue appends reply to the replies waiting to be written, and writes them
+// out if they have grown large.
+func (c *conn) queue(reply *protocol.ServerMessage) {
+	out, err := c.srv.Framing.AppendMessage(c.out, reply)
+	if err != nil {
+		// Only an empty message in raw framing fails, and no reply is empty.
+		c.log.Warn("cannot encode reply", slog.Any("err", err))
+		return
+	}
+	c.out = out
+	if len(c.out) >= flushThreshold {
+		c.flush()
+	}
+}
+
+// flush writes the queued replies with one Write: whole replies only, so no
+// reply is ever split across writes (EA-FRAME-2).
+func (c *conn) flush() error {
+	if c.writeErr != nil || len(c.out) == 0 {
+		return c.writeErr
+	}
+	_, c.writeErr = c.nc.Write(c.out)
+	if cap(c.out) > flushThreshold {
+		c.out = nil // do not keep a large echo's buffer on an idle connection
+	} else {
+		c.out = c.out[:0]
+	}
+	return c.writeErr
+}
+
+// Read is what the Decoder reads from. The Decoder reads only when no whole
+// request is left in its buffer, so this is where the replies to everything
+// received so far are written out, and where the read deadline is chosen:
+// IdleTimeout when no request is in progress, ReadTimeout from the moment a
+// request's first bytes were seen waiting.
+func (c *conn) Read(p []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	if !c.armDeadline() {
+		return c.lastRead(p)
+	}
+	n, err := c.nc.Read(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && c.isDraining() {
+		return c.lastRead(p)
+	}
+	return n, err
+}
+
+// armDeadline sets the read deadline for the next read; it reports false if
+// the connection is draining, when Shutdown owns the deadline.
+func (c *conn) armDeadline() bool {
+	var deadline time.Time
+	if c.dec.Buffered() == 0 {
+		c.requestFrom = time.Time{}
+		if c.srv.IdleTimeout > 0 {
+			deadline = time.Now().Add(c.srv.IdleTimeout)
+		}
+	} else {
+		if c.requestFrom.IsZero() {
+			c.requestFrom = time.Now()
+		}
+		if c.srv.ReadTimeout > 0 {
+			deadline = c.requestFrom.Add(c.srv.ReadTimeout)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.draining {
+		return false
+	}
+	if !deadline.Equal(c.deadline) {
+		c.deadline = deadline
+		c.nc.SetReadDeadline(deadline) // fails only if closed; the Read then says so
+	}
+	return true
+}
+
+// lastRead is the connection's one look at its socket after draining began:
+// it takes what the client sent before Shutdown without waiting for more,
+// so that requests already received by the host still get their replies
+// (EA-STOP-2). Later calls end the reading.
+func (c *conn) lastRead(p []byte) (int, error) {
+	if c.lastLook {
+		return 0, errDraining
+	}
+	c.lastLook = true
+	n, err := readNoWait(c.nc, p)
+	if n > 0 {
+		return n, nil
+	}
+	if err == nil {
+		err = errDraining
+	}
+	return 0, err
+}
+
+func (c *conn) isDraining() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.draining
+}
+
+// drain makes the connection finish the requests it has and close; it wakes
+// a goroutine blocked in Read. Called by Shutdown with the server's mutex
+// held.
+func (c *conn) drain() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.draining {
+		c.draining = true
+		c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// lingerClose closes a connection the server gives up on after an Error
+// reply while the client may still be sending: closing a socket with unread
+// bytes makes the kernel send a reset, which can destroy the reply before the
+// client reads it. So it sends FIN first, then reads and drops what comes for
+// up to lingerTimeout or until the client closes, then closes. A draining
+// connection closes at once.
+func (c *conn) lingerClose() {
+	defer c.nc.Close()
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.mu.Lock()
+	draining := c.draining
+	if !draining {
+		c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	}
+	c.mu.Unlock()
+	if !draining {
+		io.CopyN(io.Discard, c.nc, lingerBytes)
+	}
+}

@@ -1,0 +1,362 @@
+package reference
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"echoadd/protocol"
+)
+
+// DefaultListenAddr is where ListenAndServe listens when ListenAddr is empty:
+// loopback only, as the command line's --listen default.
+const DefaultListenAddr = "127.0.0.1:7878"
+
+// ErrServerClosed is returned by Serve and ListenAndServe once Shutdown or
+// Close has been called.
+var ErrServerClosed = errors.New("reference: server closed")
+
+// Accept back-off for temporary errors such as EMFILE: the first wait, and
+// the ceiling the doubling stops at.
+const (
+	minAcceptBackoff = 5 * time.Millisecond
+	maxAcceptBackoff = time.Second
+)
+
+// Server is the reference Echo/Add server. The zero value serves raw framing
+// with a 1 MiB limit, no timeouts and no connection limit.
+//
+// The configuration fields are owned by the caller until the first call to
+// Serve or ListenAndServe and are read-only afterwards, from every goroutine:
+// set them before serving and do not change them.
+type Server struct {
+	// ListenAddr is the TCP address ListenAndServe listens on; "" means
+	// DefaultListenAddr. A port of 0 picks a free port, which Addr reports.
+	// Serve ignores it.
+	ListenAddr string
+
+	// Framing is how requests and replies are delimited on every connection
+	// (EA-FRAME-*). The zero value is protocol.Raw.
+	Framing protocol.Framing
+
+	// MaxMessageSize is the largest request accepted, in encoded bytes
+	// without the length prefix; a bigger one gets Error CODE_TOO_LARGE and the
+	// connection is closed (EA-LIM-2). 0 means protocol.DefaultMaxMessageSize
+	// (1 MiB). Values below protocol.MinMaxMessageSize break EA-LIM-1.
+	MaxMessageSize int
+
+	// IdleTimeout closes a connection that has had no request in progress
+	// (no byte of an unfinished request received, no reply owed) for this
+	// long (EA-LIM-4). 0 means connections may stay idle for ever.
+	IdleTimeout time.Duration
+
+	// ReadTimeout bounds how long a request may take to arrive once its first
+	// byte has: on expiry the connection gets Error CODE_TIMEOUT and is closed
+	// (EA-LIM-3), so that clients sending a byte now and then (slow-loris)
+	// cannot hold connections. 0 means no limit.
+	ReadTimeout time.Duration
+
+	// MaxConns is the most connections served at once; a connection beyond
+	// it gets Error CODE_OVERLOADED and is closed (EA-LIM-5). 0 means no limit.
+	MaxConns int
+
+	// ShutdownGrace, if positive, bounds how long Shutdown waits for requests
+	// in progress before it closes the remaining connections by force, on top
+	// of the context Shutdown is given. 0 means only that context bounds it.
+	// The command line sets it from --shutdown-grace for SIGTERM and SIGINT.
+	ShutdownGrace time.Duration
+
+	// Logger receives the start-up line ("listening on HOST:PORT", info),
+	// connection open and close (debug) and errors (warn). nil discards.
+	Logger *slog.Logger
+
+	// handle answers decoded requests; nil means Handle. Tests set it to
+	// hold a request in progress. Same ownership as the fields above.
+	handle func(*protocol.ClientMessage) *protocol.ServerMessage
+
+	mu         sync.Mutex                // guards the fields below
+	listeners  map[net.Listener]struct{} // listeners whose Serve is running
+	conns      map[*conn]struct{}        // connections whose goroutine is running
+	served     int                       // conns that are served, not rejected (MaxConns)
+	addr       net.Addr                  // address of the first listener served
+	inShutdown bool                      // Shutdown or Close has been called
+	done       chan struct{}             // closed when inShutdown becomes true
+	quiet      chan struct{}             // closed once inShutdown and nothing runs
+	closeErr   error                     // from closing the listeners
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Server) maxMessageSize() int {
+	if s.MaxMessageSize <= 0 {
+		return protocol.DefaultMaxMessageSize
+	}
+	return s.MaxMessageSize
+}
+
+func (s *Server) handler() func(*protocol.ClientMessage) *protocol.ServerMessage {
+	if s.handle == nil {
+		return Handle
+	}
+	return s.handle
+}
+
+// Addr returns the address of the first listener being served, or nil
+// before Serve (or ListenAndServe's listen) has started. It does not block.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// ListenAndServe listens on ListenAddr and serves it; see Serve.
+func (s *Server) ListenAndServe() error {
+	if s.shuttingDown() {
+		return ErrServerClosed
+	}
+	addr := s.ListenAddr
+	if addr == "" {
+		addr = DefaultListenAddr
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(l)
+}
+
+// Serve accepts connections on l and serves each in its own goroutine until
+// Shutdown or Close, then returns ErrServerClosed. It takes ownership of l
+// and closes it on return. Any other accept error is returned, except
+// temporary ones such as EMFILE, after which Serve waits (5 ms, doubling up
+// to 1 s) and tries again. Serve may be called for several listeners.
+func (s *Server) Serve(l net.Listener) error {
+	if !s.trackListener(l) {
+		l.Close()
+		return ErrServerClosed
+	}
+	defer s.untrackListener(l)
+	s.logger().Info("listening on "+l.Addr().String(),
+		slog.String("framing", s.Framing.String()),
+		slog.Int("max_message_size", s.maxMessageSize()),
+		slog.Duration("idle_timeout", s.IdleTimeout),
+		slog.Duration("read_timeout", s.ReadTimeout),
+		slog.Int("max_conns", s.MaxConns))
+
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.shuttingDown() {
+				return ErrServerClosed
+			}
+			if !temporary(err) {
+				return err
+			}
+			backoff = min(max(2*backoff, minAcceptBackoff), maxAcceptBackoff)
+			s.logger().Warn("accept failed; retrying", slog.Any("err", err), slog.Duration("in", backoff))
+			if !s.wait(backoff) {
+				return ErrServerClosed
+			}
+			continue
+		}
+		backoff = 0
+		s.startConn(nc)
+	}
+}
+
+// temporary reports whether an accept error is a shortage that may pass
+// (EMFILE, ENFILE, ENOBUFS, ENOMEM) or a connection lost before it was
+// accepted, rather than a dead listener.
+func temporary(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// wait sleeps for d, or until Shutdown or Close; it reports whether the full
+// time passed.
+func (s *Server) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.doneChan():
+		return false
+	}
+}
+
+// startConn tracks nc and starts its goroutine, or closes it at once when the
+// server is stopping.
+func (s *Server) startConn(nc net.Conn) {
+	s.mu.Lock()
+	if s.inShutdown {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	c := newConn(s, nc)
+	c.rejected = s.MaxConns > 0 && s.served >= s.MaxConns
+	if !c.rejected {
+		s.served++
+	}
+	if s.conns == nil {
+		s.conns = make(map[*conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	go c.serve()
+}
+
+// connDone forgets c once its goroutine is about to return.
+func (s *Server) connDone(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if !c.rejected {
+		s.served--
+	}
+	s.checkQuietLocked()
+}
+
+func (s *Server) trackListener(l net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inShutdown {
+		return false
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+	}
+	s.listeners[l] = struct{}{}
+	if s.addr == nil {
+		s.addr = l.Addr()
+	}
+	return true
+}
+
+func (s *Server) untrackListener(l net.Listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.listeners[l]; ok {
+		l.Close()
+		delete(s.listeners, l)
+	}
+	s.checkQuietLocked()
+}
+
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inShutdown
+}
+
+func (s *Server) doneChan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.doneChanLocked()
+}
+
+func (s *Server) doneChanLocked() chan struct{} {
+	if s.done == nil {
+		s.done = make(chan struct{})
+	}
+	return s.done
+}
+
+// beginShutdownLocked stops accepting (EA-STOP-1) the first time it is
+// called and returns the quiet channel.
+func (s *Server) beginShutdownLocked() <-chan struct{} {
+	if !s.inShutdown {
+		s.inShutdown = true
+		close(s.doneChanLocked())
+		for l := range s.listeners {
+			if err := l.Close(); err != nil && s.closeErr == nil {
+				s.closeErr = err
+			}
+		}
+		s.quiet = make(chan struct{})
+		s.checkQuietLocked()
+	}
+	return s.quiet
+}
+
+// checkQuietLocked closes quiet once stopping and no Serve or connection
+// goroutine is left.
+func (s *Server) checkQuietLocked() {
+	if !s.inShutdown || len(s.listeners) > 0 || len(s.conns) > 0 {
+		return
+	}
+	select {
+	case <-s.quiet:
+	default:
+		close(s.quiet)
+	}
+}
+
+// Shutdown stops the server gracefully: it closes the listeners at once
+// (EA-STOP-1), lets every request already received get its reply
+// (EA-STOP-2), closes each connection as soon as nothing is owed on it
+// (EA-STOP-3; an idle connection at once, a partly received request is
+// dropped), and waits until every Serve and connection goroutine has
+// returned. If ctx ends first, or ShutdownGrace passes, it closes what is
+// left as Close does and returns ctx.Err() (context.DeadlineExceeded for
+// the grace). Otherwise it returns the error, if any, from closing the
+// listeners. Shutdown may be called more than once and concurrently with
+// Close.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	quiet := s.beginShutdownLocked()
+	for c := range s.conns {
+		c.drain()
+	}
+	closeErr := s.closeErr
+	s.mu.Unlock()
+
+	var grace <-chan time.Time
+	if s.ShutdownGrace > 0 {
+		t := time.NewTimer(s.ShutdownGrace)
+		defer t.Stop()
+		grace = t.C
+	}
+	select {
+	case <-quiet:
+		return closeErr
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	case <-grace:
+		s.Close()
+		return context.DeadlineExceeded
+	}
+}
+
+// Close stops the server at once: it closes the listeners and every
+// connection, replies owed or not, and returns when every Serve and
+// connection goroutine has returned, with the error, if any, from closing
+// the listeners.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	quiet := s.beginShutdownLocked()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	closeErr := s.closeErr
+	s.mu.Unlock()
+	<-quiet // closed connections unblock their goroutines at once
+	return closeErr
+}

@@ -1,0 +1,872 @@
+package reference
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"echoadd/protocol"
+
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Named durations. Each bounds a wait that normally ends in milliseconds;
+// they are generous because the machine is shared.
+const (
+	ioDeadline   = 10 * time.Second       // every client read and write
+	eventually   = 10 * time.Second       // polling for a condition
+	pollInterval = 10 * time.Millisecond  // between polls
+	shortTimeout = 300 * time.Millisecond // timeouts under test
+)
+
+// start serves s on a fresh 127.0.0.1:0 listener. At cleanup it closes s,
+// checks that Serve returned ErrServerClosed and that no goroutine is left.
+func start(t *testing.T, s *Server) string {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// client is a test client built on net.Conn and the protocol codec.
+type client struct {
+	t   testing.TB
+	nc  net.Conn
+	f   protocol.Framing
+	enc *protocol.Encoder
+	dec *protocol.Decoder
+}
+
+func dial(t testing.TB, addr string, f protocol.Framing) *client {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, ioDeadline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &client{t: t, nc: nc, f: f, enc: protocol.NewEncoder(nc, f), dec: protocol.NewDecoder(nc, f, 4<<20)}
+}
+
+func (c *client) send(m proto.Message) {
+	c.t.Helper()
+	c.nc.SetWriteDeadline(time.Now().Add(ioDeadline))
+	if err := c.enc.Encode(m); err != nil {
+		c.t.Fatalf("send %v: %v", m, err)
+	}
+}
+
+func (c *client) write(b []byte) {
+	c.t.Helper()
+	c.nc.SetWriteDeadline(time.Now().Add(ioDeadline))
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatalf("write %x: %v", b, err)
+	}
+}
+
+// next reads one reply, or returns the read error.
+func (c *client) next() (*protocol.ServerMessage, error) {
+	c.nc.SetReadDeadline(time.Now().Add(ioDeadline))
+	msg, err := c.nextFrame()
+	if err != nil {
+		return nil, err
+	}
+	return protocol.DecodeReply(msg)
+}
+
+// nextFrame delimits a reply. Replies use fields 1 to 3; raw Split only
+// counts 1 and 2 as messages, so in raw framing field 3 is read by hand.
+func (c *client) nextFrame() ([]byte, error) {
+	if c.f != protocol.Raw {
+		return c.dec.Next()
+	}
+	return readRawReply(c.nc)
+}
+
+// readRawReply reads one raw reply a byte at a time: tag (one byte for
+// fields 1-3), varint length, body.
+func readRawReply(r io.Reader) ([]byte, error) {
+	var msg []byte
+	one := make([]byte, 1)
+	readByte := func() error {
+		if _, err := io.ReadFull(r, one); err != nil {
+			if len(msg) > 0 && errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		msg = append(msg, one[0])
+		return nil
+	}
+	if err := readByte(); err != nil {
+		return nil, err
+	}
+	var size, shift uint
+	for {
+		if err := readByte(); err != nil {
+			return nil, err
+		}
+		size |= uint(msg[len(msg)-1]&0x7f) << shift
+		shift += 7
+		if msg[len(msg)-1] < 0x80 {
+			break
+		}
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return append(msg, body...), nil
+}
+
+func (c *client) reply() *protocol.ServerMessage {
+	c.t.Helper()
+	m, err := c.next()
+	if err != nil {
+		c.t.Fatalf("reading a reply: %v", err)
+	}
+	return m
+}
+
+func (c *client) expect(want *protocol.ServerMessage) {
+	c.t.Helper()
+	if got := c.reply(); !proto.Equal(got, want) {
+		c.t.Fatalf("reply = %v, want %v", brief(got), brief(want))
+	}
+}
+
+func (c *client) expectEcho(content string) { c.t.Helper(); c.expect(protocol.EchoReply(content)) }
+func (c *client) expectAdd(sum int32)       { c.t.Helper(); c.expect(protocol.AddReply(sum)) }
+
+func (c *client) roundTrip(content string) {
+	c.t.Helper()
+	c.send(protocol.EchoRequest(content))
+	c.expectEcho(content)
+}
+
+func (c *client) expectError(code protocol.Code) {
+	c.t.Helper()
+	got := c.reply()
+	if got.GetError().GetCode() != code {
+		c.t.Fatalf("reply = %v, want Error %v", brief(got), code)
+	}
+}
+
+// expectClosed reads until the server closes the connection: EOF or a reset,
+// with nothing else before it.
+func (c *client) expectClosed() {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(ioDeadline))
+	var b [1]byte
+	n, err := c.nc.Read(b[:])
+	switch {
+	case n > 0:
+		c.t.Fatalf("got byte %02x, want the connection closed", b[0])
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.t.Fatalf("connection still open after %v, want it closed", ioDeadline)
+	case err == nil:
+		c.t.Fatalf("empty read, want the connection closed")
+	}
+}
+
+func (c *client) closeWrite() {
+	c.t.Helper()
+	if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// brief prints a reply without a 1 MiB echo in it.
+func brief(m *protocol.ServerMessage) string {
+	if s := m.GetEchoMessage().GetContent(); len(s) > 64 {
+		return fmt.Sprintf("echo of %d bytes", len(s))
+	}
+	return fmt.Sprint(m)
+}
+
+// frame puts body behind f's length prefix.
+func frame(f protocol.Framing, body []byte) []byte { return f.AppendFrame(nil, body) }
+
+func encode(t testing.TB, f protocol.Framing, m proto.Message) []byte {
+	t.Helper()
+	b, err := f.AppendMessage(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// waitFor polls cond until it holds or eventually passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(eventually)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not %s after %v", what, eventually)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+func TestServerWireVectors(t *testing.T) {
+	for _, v := range wireVectors {
+		t.Run(v.name, func(t *testing.T) {
+			addr := start(t, &Server{Framing: v.framing})
+			c := dial(t, addr, v.framing)
+			c.write(mustHex(t, v.request))
+			want := mustHex(t, v.reply)
+			got := make([]byte, len(want))
+			c.nc.SetReadDeadline(time.Now().Add(ioDeadline))
+			if _, err := io.ReadFull(c.nc, got); err != nil {
+				t.Fatalf("reading the reply: %v", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("reply = %x, want %x", got, want)
+			}
+		})
+	}
+}
+
+func TestEchoAndAdd(t *testing.T) {
+	for _, f := range protocol.Framings {
+		t.Run(f.String(), func(t *testing.T) {
+			addr := start(t, &Server{Framing: f})
+			c := dial(t, addr, f)
+			for _, s := range []string{"Hello, World!", "", "héllo, 世界", "a\x00b", strings.Repeat("long ", 2000)} {
+				c.roundTrip(s)
+			}
+			for _, tc := range []struct{ a, b, sum int32 }{{10, 20, 30}, {-5, 2, -3}, {2147483647, 1, -2147483648}, {0, 0, 0}} {
+				c.send(protocol.AddRequestOf(tc.a, tc.b))
+				c.expectAdd(tc.sum)
+			}
+		})
+	}
+}
+
+func TestRawRequestInPieces(t *testing.T) {
+	addr := start(t, &Server{})
+	c := dial(t, addr, protocol.Raw)
+	for _, b := range encode(t, protocol.Raw, protocol.EchoRequest("Hello, World!")) {
+		c.write([]byte{b})
+	}
+	c.expectEcho("Hello, World!")
+}
+
+func TestRequestsTogether(t *testing.T) {
+	for _, f := range protocol.Framings {
+		t.Run(f.String(), func(t *testing.T) {
+			addr := start(t, &Server{Framing: f})
+			c := dial(t, addr, f)
+			var batch []byte
+			for i := range 16 {
+				batch = append(batch, encode(t, f, protocol.EchoRequest(fmt.Sprint("request ", i)))...)
+				batch = append(batch, encode(t, f, protocol.AddRequestOf(int32(i), 1))...)
+			}
+			c.write(batch)
+			for i := range 16 {
+				c.expectEcho(fmt.Sprint("request ", i))
+				c.expectAdd(int32(i) + 1)
+			}
+		})
+	}
+}
+
+// echoOfSize is an echo request whose encoding is exactly size bytes.
+func echoOfSize(t *testing.T, size int) *protocol.ClientMessage {
+	for n := size; n > 0; n-- {
+		m := protocol.EchoRequest(strings.Repeat("x", n))
+		if got := proto.Size(m); got == size {
+			return m
+		} else if got < size {
+			break
+		}
+	}
+	t.Fatalf("no echo request of %d bytes", size)
+	return nil
+}
+
+func TestMaxMessageSize(t *testing.T) {
+	for _, f := range protocol.Framings {
+		t.Run(f.String(), func(t *testing.T) {
+			addr := start(t, &Server{Framing: f})
+			c := dial(t, addr, f)
+			largest := echoOfSize(t, protocol.DefaultMaxMessageSize)
+			c.send(largest)
+			c.expect(protocol.EchoReply(largest.GetEchoMessage().GetContent()))
+			c.roundTrip("still usable")
+
+			c.send(echoOfSize(t, protocol.DefaultMaxMessageSize+1))
+			c.expectError(protocol.Code_CODE_TOO_LARGE)
+			c.expectClosed()
+
+			dial(t, addr, f).roundTrip("others still served")
+		})
+	}
+}
+
+// TestTooLargeClientFinishesWriting: after the Error reply to a too large
+// prefix the server reads and drops the rest for a while before it closes,
+// so that the client's write of the body succeeds instead of being reset.
+func TestTooLargeClientFinishesWriting(t *testing.T) {
+	addr := start(t, &Server{Framing: protocol.Len32, MaxMessageSize: protocol.MinMaxMessageSize})
+	c := dial(t, addr, protocol.Len32)
+	body := make([]byte, 1<<20)
+	c.write(frame(protocol.Len32, body)[:4])
+	c.expectError(protocol.Code_CODE_TOO_LARGE)
+	for chunk := range slices.Chunk(body, 64<<10) {
+		c.write(chunk)
+	}
+	c.closeWrite()
+	c.expectClosed()
+}
+
+func TestMaxMessageSizeSetting(t *testing.T) {
+	addr := start(t, &Server{Framing: protocol.Len32, MaxMessageSize: protocol.MinMaxMessageSize})
+	c := dial(t, addr, protocol.Len32)
+	c.send(echoOfSize(t, protocol.MinMaxMessageSize))
+	c.reply()
+	c.send(echoOfSize(t, protocol.MinMaxMessageSize+1))
+	c.expectError(protocol.Code_CODE_TOO_LARGE)
+	c.expectClosed()
+}
+
+// TestMalformed sends bad bytes followed by a valid echo, half-closes and
+// reads every reply up to EOF.
+func TestMalformed(t *testing.T) {
+	const echoed = "after"
+	errorReply := func(code protocol.Code) string { return "error " + code.String() }
+	invalidUTF8 := mustHex(t, "0a030a01ff")
+	tests := []struct {
+		name    string
+		framing protocol.Framing
+		bad     []byte
+		want    []string // "error CODE_*" or "echo", in order, then EOF
+	}{
+		{"raw deadbeef", protocol.Raw, mustHex(t, "deadbeef"), []string{errorReply(protocol.Code_CODE_FRAMING)}},
+		{"raw 00ff80", protocol.Raw, mustHex(t, "00ff80"), []string{errorReply(protocol.Code_CODE_FRAMING)}},
+		{"raw unknown field only", protocol.Raw, mustHex(t, "2801"), []string{"echo"}},
+		{"raw invalid UTF-8", protocol.Raw, invalidUTF8, []string{errorReply(protocol.Code_CODE_MALFORMED), "echo"}},
+	}
+	for _, f := range []protocol.Framing{protocol.Len32, protocol.Varint} {
+		tests = append(tests,
+			struct {
+				name    string
+				framing protocol.Framing
+				bad     []byte
+				want    []string
+			}{f.String() + " deadbeef", f, frame(f, mustHex(t, "deadbeef")), []string{errorReply(protocol.Code_CODE_MALFORMED), "echo"}},
+			struct {
+				name    string
+				framing protocol.Framing
+				bad     []byte
+				want    []string
+			}{f.String() + " 00ff80", f, frame(f, mustHex(t, "00ff80")), []string{errorReply(protocol.Code_CODE_MALFORMED), "echo"}},
+			struct {
+				name    string
+				framing protocol.Framing
+				bad     []byte
+				want    []string
+			}{f.String() + " no oneof", f, frame(f, nil), []string{errorReply(protocol.Code_CODE_EMPTY_REQUEST), "echo"}},
+			struct {
+				name    string
+				framing protocol.Framing
+				bad     []byte
+				want    []string
+			}{f.String() + " invalid UTF-8", f, frame(f, invalidUTF8), []string{errorReply(protocol.Code_CODE_MALFORMED), "echo"}},
+		)
+	}
+	tests = append(tests, struct {
+		name    string
+		framing protocol.Framing
+		bad     []byte
+		want    []string
+	}{"varint prefix longer than 10 bytes", protocol.Varint, mustHex(t, "ffffffffffffffffffff01"), []string{errorReply(protocol.Code_CODE_FRAMING)}})
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := start(t, &Server{Framing: tt.framing})
+			bystander := dial(t, addr, tt.framing)
+			bystander.roundTrip("before")
+
+			c := dial(t, addr, tt.framing)
+			c.write(append(tt.bad, encode(t, tt.framing, protocol.EchoRequest(echoed))...))
+			c.closeWrite()
+			var got []string
+			for {
+				m, err := c.next()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						t.Fatalf("after replies %v: %v, want EOF", got, err)
+					}
+					break
+				}
+				switch {
+				case m.GetError() != nil:
+					got = append(got, errorReply(m.GetError().GetCode()))
+				case m.GetEchoMessage().GetContent() == echoed:
+					got = append(got, "echo")
+				default:
+					t.Fatalf("success reply %v to malformed input %x (EA-MAL-2)", m, tt.bad)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("replies = %v, want %v", got, tt.want)
+			}
+
+			bystander.roundTrip("after")               // EA-MAL-1
+			dial(t, addr, tt.framing).roundTrip("new") // EA-MAL-1
+		})
+	}
+}
+
+func TestHalfClose(t *testing.T) {
+	for _, f := range protocol.Framings {
+		t.Run(f.String(), func(t *testing.T) {
+			addr := start(t, &Server{Framing: f})
+			c := dial(t, addr, f)
+			c.write(append(encode(t, f, protocol.EchoRequest("one")), encode(t, f, protocol.AddRequestOf(1, 2))...))
+			c.closeWrite()
+			c.expectEcho("one")
+			c.expectAdd(3)
+			c.expectClosed()
+		})
+	}
+}
+
+func TestConcurrentClients(t *testing.T) {
+	addr := start(t, &Server{Framing: protocol.Len32})
+	var wg sync.WaitGroup
+	for i := range 100 {
+		c := dial(t, addr, protocol.Len32)
+		wg.Go(func() {
+			for j := range 10 {
+				if err := c.enc.Encode(protocol.AddRequestOf(int32(i), int32(j))); err != nil {
+					t.Errorf("client %d: %v", i, err)
+					return
+				}
+				m, err := c.next()
+				if got := m.GetAddResponse().GetResult(); err != nil || got != int32(i+j) {
+					t.Errorf("client %d: %d+%d = %v, %v", i, i, j, m, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestMaxConns(t *testing.T) {
+	addr := start(t, &Server{MaxConns: 2})
+	first := dial(t, addr, protocol.Raw)
+	first.roundTrip("first")
+	second := dial(t, addr, protocol.Raw)
+	second.roundTrip("second")
+
+	over := dial(t, addr, protocol.Raw)
+	over.expectError(protocol.Code_CODE_OVERLOADED)
+	over.expectClosed()
+	first.roundTrip("first still served")
+
+	first.nc.Close()
+	waitFor(t, "served after a slot was freed", func() bool {
+		c := dial(t, addr, protocol.Raw)
+		defer c.nc.Close()
+		c.send(protocol.EchoRequest("third"))
+		m, err := c.next()
+		return err == nil && m.GetEchoMessage().GetContent() == "third"
+	})
+}
+
+// TestReadTimeout: a client that sends a request a byte at a time, slower
+// than the read timeout allows, gets Error CODE_TIMEOUT and is closed; an
+// idle client, idle for longer than that, is left alone.
+func TestReadTimeout(t *testing.T) {
+	addr := start(t, &Server{Framing: protocol.Len32, ReadTimeout: shortTimeout})
+	idle := dial(t, addr, protocol.Len32)
+	idle.roundTrip("idle")
+
+	began := time.Now()
+	loris := dial(t, addr, protocol.Len32)
+	req := encode(t, protocol.Len32, protocol.EchoRequest(strings.Repeat("s", 200)))
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		tick := time.NewTicker(shortTimeout / 6)
+		defer tick.Stop()
+		for _, b := range req {
+			if _, err := loris.nc.Write([]byte{b}); err != nil {
+				return
+			}
+			select {
+			case <-tick.C:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-sent }()
+	loris.expectError(protocol.Code_CODE_TIMEOUT)
+	loris.expectClosed()
+	if waited := time.Since(began); waited < shortTimeout {
+		t.Errorf("closed after %v, before the read timeout of %v", waited, shortTimeout)
+	}
+	idle.roundTrip("idle for longer than the read timeout, still served")
+}
+
+func TestIdleTimeout(t *testing.T) {
+	addr := start(t, &Server{IdleTimeout: shortTimeout})
+	c := dial(t, addr, protocol.Raw)
+	c.roundTrip("then idle")
+	began := time.Now()
+	c.expectClosed()
+	if waited := time.Since(began); waited < shortTimeout/2 {
+		t.Errorf("closed after %v, idle timeout is %v", waited, shortTimeout)
+	}
+}
+
+// holdingServer's requests block in handle until release is called; started
+// receives each request as handling begins. release is idempotent and also
+// runs at cleanup, before the server is closed, so that a failing test
+// cannot leave a handler blocked.
+func holdingServer(t *testing.T, f protocol.Framing) (s *Server, started chan *protocol.ClientMessage, release func()) {
+	started = make(chan *protocol.ClientMessage, 16)
+	released := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(released) }) }
+	s = &Server{Framing: f, handle: func(req *protocol.ClientMessage) *protocol.ServerMessage {
+		started <- req
+		<-released
+		return Handle(req)
+	}}
+	return s, started, release
+}
+
+// startHolding starts a holdingServer.
+func startHolding(t *testing.T, s *Server, release func()) string {
+	addr := start(t, s)
+	t.Cleanup(release) // before start's Close
+	return addr
+}
+
+func listenerClosed(addr string) func() bool {
+	return func() bool {
+		nc, err := net.DialTimeout("tcp", addr, ioDeadline)
+		if err == nil {
+			nc.Close()
+		}
+		return err != nil
+	}
+}
+
+func TestShutdownIdleClients(t *testing.T) {
+	s := &Server{}
+	addr := start(t, s)
+	var clients []*client
+	for range 3 {
+		c := dial(t, addr, protocol.Raw)
+		c.roundTrip("idle")
+		clients = append(clients, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for _, c := range clients {
+		c.expectClosed() // EA-STOP-3
+	}
+	if !listenerClosed(addr)() {
+		t.Error("still accepting after Shutdown (EA-STOP-1)")
+	}
+}
+
+// TestShutdownRequestsInProgress: Shutdown while one request is being
+// handled and another is received whole: both get replies (EA-STOP-2), then
+// EOF; a partly received request on another connection is dropped.
+func TestShutdownRequestsInProgress(t *testing.T) {
+	for _, f := range protocol.Framings {
+		t.Run(f.String(), func(t *testing.T) {
+			s, started, release := holdingServer(t, f)
+			addr := startHolding(t, s, release)
+			partial := dial(t, addr, f)
+			partial.write(encode(t, f, protocol.EchoRequest("never finished"))[:3])
+			c := dial(t, addr, f)
+			c.write(append(encode(t, f, protocol.EchoRequest("in progress")), encode(t, f, protocol.AddRequestOf(2, 3))...))
+			<-started
+
+			shut := make(chan error, 1)
+			go func() { shut <- s.Shutdown(context.Background()) }()
+			waitFor(t, "refusing connections", listenerClosed(addr))
+			partial.expectClosed()
+			release()
+			c.expectEcho("in progress")
+			c.expectAdd(5)
+			c.expectClosed()
+			if err := <-shut; err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		})
+	}
+}
+
+// TestShutdownRequestInHostBuffers: a request that reached the server's host
+// while the connection's goroutine was busy, not yet read when Shutdown
+// begins, still gets its reply (EA-STOP-2).
+func TestShutdownRequestInHostBuffers(t *testing.T) {
+	s, started, release := holdingServer(t, protocol.Len32)
+	addr := startHolding(t, s, release)
+	c := dial(t, addr, protocol.Len32)
+	c.send(protocol.EchoRequest("being handled"))
+	<-started
+	c.send(protocol.EchoRequest("waiting in the socket")) // the goroutine is not reading now
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	waitFor(t, "refusing connections", listenerClosed(addr))
+	release()
+	c.expectEcho("being handled")
+	c.expectEcho("waiting in the socket")
+	c.expectClosed()
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+func TestShutdownGraceForcesClose(t *testing.T) {
+	s, started, release := holdingServer(t, protocol.Raw)
+	s.ShutdownGrace = shortTimeout
+	addr := startHolding(t, s, release)
+	c := dial(t, addr, protocol.Raw)
+	c.send(protocol.EchoRequest("stuck"))
+	<-started
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	c.expectClosed() // closed by force, while the request is still held
+	release()
+	if err := <-shut; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestShutdownContextForcesClose(t *testing.T) {
+	s, started, release := holdingServer(t, protocol.Raw)
+	addr := startHolding(t, s, release)
+	c := dial(t, addr, protocol.Raw)
+	c.send(protocol.EchoRequest("stuck"))
+	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(ctx) }()
+	waitFor(t, "refusing connections", listenerClosed(addr))
+	cancel()
+	c.expectClosed()
+	release()
+	if err := <-shut; !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown = %v, want context.Canceled", err)
+	}
+}
+
+func TestClose(t *testing.T) {
+	s, started, release := holdingServer(t, protocol.Raw)
+	addr := startHolding(t, s, release)
+	idle := dial(t, addr, protocol.Raw)
+	busy := dial(t, addr, protocol.Raw)
+	busy.send(protocol.EchoRequest("held"))
+	<-started
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	idle.expectClosed()
+	busy.expectClosed()
+	release() // Close waits for the held goroutine
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if !listenerClosed(addr)() {
+		t.Error("still accepting after Close")
+	}
+}
+
+func TestShutdownIdempotent(t *testing.T) {
+	s := &Server{}
+	addr := start(t, s)
+	dial(t, addr, protocol.Raw).roundTrip("hi")
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			if err := s.Shutdown(context.Background()); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		})
+	}
+	wg.Go(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	wg.Wait()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown again: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(ln); !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve after Shutdown = %v, want ErrServerClosed", err)
+	}
+	if _, err := ln.Accept(); err == nil {
+		t.Error("Serve after Shutdown left its listener open")
+	}
+	if err := s.ListenAndServe(); !errors.Is(err, ErrServerClosed) {
+		t.Errorf("ListenAndServe after Shutdown = %v, want ErrServerClosed", err)
+	}
+}
+
+func TestListenAndServeAddr(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	s := &Server{ListenAddr: "127.0.0.1:0"}
+	if s.Addr() != nil {
+		t.Fatalf("Addr before serving = %v, want nil", s.Addr())
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.ListenAndServe() }()
+	waitFor(t, "listening", func() bool { return s.Addr() != nil })
+	dial(t, s.Addr().String(), protocol.Raw).roundTrip("hi")
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("ListenAndServe = %v, want ErrServerClosed", err)
+	}
+}
+
+// lockedBuffer is a log destination the test reads while the server writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestLogging(t *testing.T) {
+	var logs lockedBuffer
+	s := &Server{Framing: protocol.Varint, MaxConns: 7, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	addr := start(t, s)
+	c := dial(t, addr, protocol.Varint)
+	c.roundTrip("hi")
+	c.nc.Close()
+	waitFor(t, "logging the close", func() bool { return strings.Contains(logs.String(), "connection closed") })
+	out := logs.String()
+	for _, want := range []string{
+		`level=INFO msg="listening on ` + addr + `" framing=varint max_message_size=1048576 idle_timeout=0s read_timeout=0s max_conns=7`,
+		`level=DEBUG msg="connection opened"`,
+		`level=DEBUG msg="connection closed"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %q:\n%s", want, out)
+		}
+	}
+}
+
+// fakeListener fails Accept with the errors it is given, then with
+// errFakeClosed, recording when each call came.
+type fakeListener struct {
+	mu    sync.Mutex
+	errs  []error
+	calls []time.Time
+}
+
+var errFakeClosed = errors.New("fake listener: permanently broken")
+
+func (l *fakeListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, time.Now())
+	if len(l.errs) == 0 {
+		return nil, errFakeClosed
+	}
+	err := l.errs[0]
+	l.errs = l.errs[1:]
+	return nil, err
+}
+
+func (l *fakeListener) Close() error   { return nil }
+func (l *fakeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+func emfile() error {
+	return &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+}
+
+func TestAcceptBackoff(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	l := &fakeListener{errs: []error{emfile(), emfile(), emfile(), errFakeClosed}}
+	if err := (&Server{}).Serve(l); !errors.Is(err, errFakeClosed) {
+		t.Fatalf("Serve = %v, want %v", err, errFakeClosed)
+	}
+	if len(l.calls) != 4 {
+		t.Fatalf("%d Accept calls, want 4", len(l.calls))
+	}
+	want := minAcceptBackoff
+	for i := 1; i < len(l.calls); i++ {
+		if gap := l.calls[i].Sub(l.calls[i-1]); gap < want {
+			t.Errorf("Accept call %d came %v after the previous one, want at least %v", i+1, gap, want)
+		}
+		want *= 2
+	}
+}
+
+func TestShutdownDuringAcceptBackoff(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	l := &fakeListener{errs: []error{emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile()}} // about 5 s of back-off
+	s := &Server{}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
+	waitFor(t, "backing off", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.calls) >= 2 })
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve = %v, want ErrServerClosed", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.calls) >= 10 {
+		t.Errorf("Serve went through all %d errors instead of stopping", len(l.calls))
+	}
+}
