@@ -23,7 +23,7 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 		// Pad before colouring: tabwriter counts the escape bytes otherwise.
 		verdict := paint(fmt.Sprintf("%-10s", v.Verdict), v.Verdict, color)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, strings.ToUpper(v.Level), verdict, specs,
-			orDash(v.Reason), orDash(strings.Join(v.FailingSpecs, "; ")))
+			orDash(clip(v.Reason, reasonWidth)), orDash(failingSpecs(v.FailingSpecs)))
 	}
 	tw.Flush()
 	for _, w := range r.Warnings {
@@ -36,6 +36,32 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 		paint(r.Verdict, r.Verdict, color), count[Pass], count[Fail], count[NonStrict], count[Skipped], count[NotRun],
 		r.Framing, r.Target, r.ExitCode)
 	return ew.err
+}
+
+// Console limits; the JSON report has everything.
+const (
+	reasonWidth = 100
+	specWidth   = 60
+)
+
+// failingSpecs names the first failing spec and counts the others.
+func failingSpecs(names []string) string {
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return clip(names[0], specWidth)
+	}
+	return fmt.Sprintf("%s (+%d more)", clip(names[0], specWidth), len(names)-1)
+}
+
+// clip shortens s to at most n runes, marking the cut.
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 func orDash(s string) string {
