@@ -1,0 +1,543 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"echoadd/bench/comparator"
+	"echoadd/protocol"
+)
+
+// When BENCH_TEST_LISTEN is set, the test binary is a comparator server:
+// the process-control tests start it as a child, so that it has a process
+// group of its own whose CPU and memory can be read.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv("BENCH_TEST_LISTEN"); addr != "" {
+		os.Exit(serveComparator(addr, os.Getenv("BENCH_TEST_FRAMING")))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func serveComparator(addr, framing string) int {
+	f, err := protocol.ParseFraming(framing)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	s := &comparator.Server{Framing: f}
+	if os.Getenv("BENCH_TEST_IGNORE_TERM") != "" {
+		signal.Ignore(syscall.SIGTERM)
+	} else {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		go func() {
+			<-sig
+			s.Close()
+		}()
+	}
+	if err := s.Serve(l); !errors.Is(err, comparator.ErrServerClosed) {
+		return 1
+	}
+	return 0
+}
+
+func childCommand(t *testing.T) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "BENCH_TEST_LISTEN=127.0.0.1:{port} BENCH_TEST_FRAMING={framing} exec " + ShellQuote(self)
+}
+
+// serve runs handler on every connection of a loopback listener until the
+// test ends.
+func serve(t *testing.T, handler func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	conns := make(chan net.Conn, 1024)
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns <- c
+			go handler(c)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		close(conns)
+		for c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// inProcessComparator serves the real comparator until the test ends.
+func inProcessComparator(t *testing.T, f protocol.Framing) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &comparator.Server{Framing: f}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Serve(l)
+	}()
+	t.Cleanup(func() {
+		s.Close()
+		<-done
+	})
+	return l.Addr().String()
+}
+
+// brokenServer answers like a correct server except where wrong says:
+// it may change an echo's content or an add's sum.
+func brokenServer(f protocol.Framing, wrongEcho func(string) string, wrongSum func(a, b int32) int32) func(net.Conn) {
+	return func(c net.Conn) {
+		defer c.Close()
+		dec := protocol.NewDecoder(c, f, 0)
+		enc := protocol.NewEncoder(c, f)
+		for {
+			req, err := dec.DecodeRequest()
+			if err != nil {
+				return
+			}
+			var reply *protocol.ServerMessage
+			if e := req.GetEchoMessage(); e != nil {
+				reply = protocol.EchoReply(wrongEcho(e.GetContent()))
+			} else {
+				a := req.GetAddRequest()
+				reply = protocol.AddReply(wrongSum(a.GetA(), a.GetB()))
+			}
+			if enc.Encode(reply) != nil {
+				return
+			}
+		}
+	}
+}
+
+func TestValidationCatchesWrongReplies(t *testing.T) {
+	rightEcho := func(s string) string { return s }
+	rightSum := func(a, b int32) int32 { return a + b }
+	for _, tc := range []struct {
+		name      string
+		framing   protocol.Framing
+		mix       Mix
+		echo      func(string) string
+		sum       func(a, b int32) int32
+		wantError string // in the first example; "" means no error expected
+	}{
+		{"correct server", protocol.Len32, Mix{Echo: 1, Add: 1}, rightEcho, rightSum, ""},
+		{"wrong sum", protocol.Len32, Mix{Add: 1}, rightEcho, func(a, b int32) int32 { return a + b + 1 }, "want add_response{result:"},
+		{"sum not wrapped in 32 bits", protocol.Raw, Mix{Add: 1}, rightEcho,
+			func(a, b int32) int32 { return int32(min(max(int64(a)+int64(b), -1<<31), 1<<31-1)) }, "want add_response{result:"},
+		{"wrong echo", protocol.Varint, Mix{Echo: 1}, func(s string) string { return strings.ToUpper(s) }, rightSum, "want echo_message{content:"},
+		{"stale echo", protocol.Raw, Mix{Echo: 1}, func(string) string { return "0000000000000000" }, rightSum, "want echo_message{content:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := serve(t, brokenServer(tc.framing, tc.echo, tc.sum))
+			res, err := Run(context.Background(), Target{Addr: addr}, Load{
+				Framing: tc.framing, Conns: 2, Requests: 200, Mix: tc.mix, Payload: 16, Timeout: 10 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantError == "" {
+				if res.Errors.Total() != 0 || res.Requests != 400 {
+					t.Fatalf("correct server: %d requests, errors %+v", res.Requests, res.Errors)
+				}
+				return
+			}
+			if res.Errors.Invalid == 0 {
+				t.Fatalf("no invalid reply counted: %+v", res)
+			}
+			if len(res.Errors.Examples) == 0 || !strings.Contains(res.Errors.Examples[0], tc.wantError) {
+				t.Fatalf("examples %q, want one containing %q", res.Errors.Examples, tc.wantError)
+			}
+			t.Logf("example: %s", res.Errors.Examples[0])
+		})
+	}
+}
+
+// An Error reply, a reply of the wrong kind, and a closed connection are
+// all counted and shown.
+func TestErrorRepliesAndClosedConnections(t *testing.T) {
+	errorReplies := serve(t, func(c net.Conn) {
+		defer c.Close()
+		dec := protocol.NewDecoder(c, protocol.Raw, 0)
+		enc := protocol.NewEncoder(c, protocol.Raw)
+		for {
+			if _, err := dec.Next(); err != nil {
+				return
+			}
+			if enc.Encode(protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, "busy")) != nil {
+				return
+			}
+		}
+	})
+	res, err := Run(context.Background(), Target{Addr: errorReplies}, Load{Framing: protocol.Raw, Conns: 1, Requests: 3, Mix: Mix{Echo: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors.Invalid != 3 || !strings.Contains(res.Errors.Examples[0], "got error{code: CODE_OVERLOADED") {
+		t.Fatalf("error replies: %+v", res.Errors)
+	}
+
+	closer := serve(t, func(c net.Conn) { c.Close() })
+	res, err = Run(context.Background(), Target{Addr: closer}, Load{Framing: protocol.Len32, Conns: 3, Requests: 10, Mix: Mix{Echo: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors.Connection != 3 || res.Requests != 0 {
+		t.Fatalf("closing server: %+v", res)
+	}
+}
+
+// A run bounded by its duration stops by itself, also when the server never
+// answers: the round-trip timeout ends each stuck connection.
+func TestBoundedStop(t *testing.T) {
+	silent := serve(t, func(c net.Conn) {
+		defer c.Close()
+		io.Copy(io.Discard, c)
+	})
+	for _, tc := range []struct {
+		name       string
+		addr       string
+		wantErrors bool
+	}{
+		{"working server", inProcessComparator(t, protocol.Len32), false},
+		{"silent server", silent, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			type outcome struct {
+				res Result
+				err error
+			}
+			done := make(chan outcome, 1)
+			go func() {
+				res, err := Run(context.Background(), Target{Addr: tc.addr}, Load{
+					Framing: protocol.Len32, Conns: 4, Duration: 200 * time.Millisecond, Mix: Mix{Echo: 3, Add: 1},
+					Payload: 16, Pipeline: 4, Timeout: 500 * time.Millisecond,
+				})
+				done <- outcome{res, err}
+			}()
+			var res Result
+			select {
+			case o := <-done:
+				if o.err != nil {
+					t.Fatal(o.err)
+				}
+				res = o.res
+			case <-time.After(30 * time.Second): // generous: the bound is 200 ms + one 500 ms timeout
+				t.Fatal("Run did not stop by itself within 30 s")
+			}
+			if tc.wantErrors {
+				if res.Errors.Connection != 4 || !strings.Contains(res.Errors.Examples[0], "timeout") {
+					t.Fatalf("silent server: %+v", res.Errors)
+				}
+				return
+			}
+			if res.Errors.Total() != 0 || res.Requests == 0 || res.Elapsed < 0.2 {
+				t.Fatalf("working server: %+v", res)
+			}
+		})
+	}
+}
+
+// Cancelling the context stops a run bounded only by its request count.
+func TestContextStopsRun(t *testing.T) {
+	addr := inProcessComparator(t, protocol.Raw)
+	ctx, cancel := context.WithCancel(context.Background())
+	load := Load{Framing: protocol.Raw, Conns: 2, Requests: MaxRequests, Mix: Mix{Echo: 1}}
+	done := make(chan Result, 1)
+	go func() {
+		res, _ := Run(ctx, Target{Addr: addr}, load)
+		done <- res
+	}()
+	cancel()
+	select {
+	case res := <-done:
+		if res.Requests >= 2*MaxRequests {
+			t.Fatalf("all requests done: %+v", res)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not stop after its context was cancelled")
+	}
+}
+
+func TestLoadValidate(t *testing.T) {
+	ok := Load{Framing: protocol.Len32, Conns: 1, Duration: time.Second, Mix: Mix{Echo: 1}}
+	for _, tc := range []struct {
+		name  string
+		edit  func(*Load)
+		error string
+	}{
+		{"valid", func(*Load) {}, ""},
+		{"no bound", func(l *Load) { l.Duration = 0 }, "a duration or a request count"},
+		{"too long", func(l *Load) { l.Duration = MaxDuration + 1 }, "duration must be at most"},
+		{"no connections", func(l *Load) { l.Conns = 0 }, "connections must be"},
+		{"raw pipelining", func(l *Load) { l.Framing, l.Pipeline = protocol.Raw, 2 }, "pipelining needs a framed mode"},
+		{"empty mix", func(l *Load) { l.Mix = Mix{} }, "the mix needs"},
+		{"huge payload", func(l *Load) { l.Payload = MaxPayload + 1 }, "payload must be"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := ok
+			tc.edit(&l)
+			err := l.Validate()
+			if tc.error == "" && err != nil || tc.error != "" && (err == nil || !strings.Contains(err.Error(), tc.error)) {
+				t.Fatalf("got %v, want %q", err, tc.error)
+			}
+		})
+	}
+}
+
+func TestParseMix(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Mix
+		ok   bool
+	}{
+		{"1:0", Mix{1, 0}, true}, {"3:1", Mix{3, 1}, true}, {"0:1", Mix{0, 1}, true},
+		{"0:0", Mix{}, false}, {"3", Mix{}, false}, {"a:1", Mix{}, false}, {"-1:2", Mix{}, false},
+	} {
+		got, err := ParseMix(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseMix(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+}
+
+// The JSON report has the documented shape: these keys, these types.
+func TestReportJSONShape(t *testing.T) {
+	addr := inProcessComparator(t, protocol.Raw)
+	res, err := Run(context.Background(), Target{Addr: addr}, Load{Framing: protocol.Raw, Conns: 1, Requests: 50, Mix: Mix{Echo: 1, Add: 1}, Payload: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmp := res
+	cmp.ServerCPU = &ServerCPU{Seconds: 1, PerRequestUs: 2, UtilisationPc: 3}
+	res.ServerCPU = &ServerCPU{Seconds: 2, PerRequestUs: 4, UtilisationPc: 6}
+	rep := Report{Machine: ThisMachine(), Server: "s", Comparator: "c", Rows: []Row{{Name: "r", Target: res, Comparator: &cmp, Ratio: NewRatio(res, cmp)}}}
+	var buf strings.Builder
+	if err := WriteJSON(&buf, rep); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(buf.String()), &doc); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(v any) []string {
+		m, ok := v.(map[string]any)
+		if !ok {
+			t.Fatalf("%v is not an object", v)
+		}
+		var k []string
+		for key := range m {
+			k = append(k, key)
+		}
+		slices.Sort(k)
+		return k
+	}
+	want := map[string][]string{
+		"top":     {"comparator", "machine", "rows", "server"},
+		"machine": {"cpu_model", "cpus", "go", "shared"},
+		"row":     {"comparator", "name", "ratio", "target"},
+		"result":  {"conns", "elapsed_s", "errors", "framing", "latency_us", "mix", "payload_bytes", "pipeline", "requests", "server_cpu", "target", "throughput_rps"},
+		"errors":  {"connection_errors", "invalid_replies"},
+		"latency": {"max", "p50", "p90", "p99", "p99_9"},
+		"cpu":     {"per_request_us", "seconds", "utilisation_pct"},
+		"ratio":   {"cpu_per_request", "max", "p50", "p90", "p99", "p99_9", "throughput"},
+	}
+	row := doc["rows"].([]any)[0]
+	result := row.(map[string]any)["target"].(map[string]any)
+	got := map[string][]string{
+		"top": keys(doc), "machine": keys(doc["machine"]), "row": keys(row), "result": keys(result),
+		"errors": keys(result["errors"]), "latency": keys(result["latency_us"]), "cpu": keys(result["server_cpu"]),
+		"ratio": keys(row.(map[string]any)["ratio"]),
+	}
+	for name, w := range want {
+		if !slices.Equal(got[name], w) {
+			t.Errorf("%s keys: got %v, want %v", name, got[name], w)
+		}
+	}
+	if r := row.(map[string]any)["ratio"].(map[string]any)["cpu_per_request"]; r != 2.0 {
+		t.Errorf("cpu_per_request ratio: got %v, want 2", r)
+	}
+	if n, ok := result["requests"].(float64); !ok || n != 50 {
+		t.Errorf("requests: got %v, want 50", result["requests"])
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	var h Histogram
+	for i := 1; i <= 100000; i++ {
+		h.Record(time.Duration(i) * time.Microsecond)
+	}
+	for _, tc := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 50 * time.Millisecond}, {0.9, 90 * time.Millisecond}, {0.99, 99 * time.Millisecond}, {0.999, 99900 * time.Microsecond}, {1, 100 * time.Millisecond}} {
+		got := h.Quantile(tc.q)
+		if diff := float64(got-tc.want) / float64(tc.want); diff < -0.01 || diff > 0.01 {
+			t.Errorf("quantile %v: got %v, want %v within 1%%", tc.q, got, tc.want)
+		}
+	}
+	if h.Max() != 100*time.Millisecond || h.Count() != 100000 {
+		t.Errorf("max %v count %d", h.Max(), h.Count())
+	}
+	var small Histogram
+	small.Record(3)
+	small.Record(250)
+	if small.Quantile(0.5) != 3 || small.Quantile(1) != 250 {
+		t.Errorf("small values are exact: got %v %v", small.Quantile(0.5), small.Quantile(1))
+	}
+	var huge Histogram
+	huge.Record(time.Hour)
+	if huge.Quantile(0.5) != time.Hour || huge.Max() != time.Hour {
+		t.Errorf("a value above the last bucket: got %v", huge.Quantile(0.5))
+	}
+	for i := range histBuckets - 1 {
+		if bucketOf(bucketHigh(i)) != i || bucketOf(bucketHigh(i)+1) != i+1 {
+			t.Fatalf("bucket %d: high %d maps to %d", i, bucketHigh(i), bucketOf(bucketHigh(i)))
+		}
+	}
+}
+
+func TestSplitReply(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		framing protocol.Framing
+		in      string // hex
+		msg     string // hex
+		n       int
+		err     error
+	}{
+		{"raw echo", protocol.Raw, "0a030a0178ff", "0a030a0178", 5, nil},
+		{"raw error reply is a reply", protocol.Raw, "1a0408031200", "1a0408031200", 6, nil},
+		{"raw field 3 of another shape", protocol.Raw, "1d01020304", "1d01020304", 5, nil},
+		{"raw unknown field skipped", protocol.Raw, "20071200", "1200", 4, nil},
+		{"raw incomplete", protocol.Raw, "0a050a", "", 0, protocol.ErrIncomplete},
+		{"len32", protocol.Len32, "000000021200ff", "1200", 6, nil},
+		{"varint incomplete", protocol.Varint, "05120", "", 0, protocol.ErrIncomplete},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := mustHex(t, tc.in)
+			msg, n, err := SplitReply(tc.framing, in, 1024)
+			if !errors.Is(err, tc.err) || n != tc.n || fmt.Sprintf("%x", msg) != tc.msg {
+				t.Fatalf("got %x, %d, %v; want %s, %d, %v", msg, n, err, tc.msg, tc.n, tc.err)
+			}
+		})
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	var b []byte
+	if len(s)%2 == 1 {
+		s = s[:len(s)-1] // a trailing half byte stands for "cut here"
+	}
+	for i := 0; i < len(s); i += 2 {
+		var x byte
+		if _, err := fmt.Sscanf(s[i:i+2], "%02x", &x); err != nil {
+			t.Fatal(err)
+		}
+		b = append(b, x)
+	}
+	return b
+}
+
+// A server started here is measured: CPU per request and memory per idle
+// connection come from its process group.
+func TestChildServerMeasured(t *testing.T) {
+	p, err := StartServer(context.Background(), childCommand(t), "len32", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := p.Stop(0); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	}()
+	res, err := Run(context.Background(), p.Target(), Load{Framing: protocol.Len32, Conns: 2, Duration: 300 * time.Millisecond, Mix: Mix{Echo: 1}, Payload: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ServerCPU == nil || res.Errors.Total() != 0 || res.Requests == 0 {
+		t.Fatalf("result: %+v", res)
+	}
+	idle, err := RunIdle(context.Background(), p.Target(), IdleLoad{Framing: protocol.Len32, Conns: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idle.Opened != 50 || idle.StillOpen != 50 || !idle.NewClientServed || idle.RSSBefore == 0 || idle.RSSAfter == 0 {
+		t.Fatalf("idle result: %+v", idle)
+	}
+}
+
+func TestStartServerFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name, cmd, want string
+	}{
+		{"no placeholder", "true", "no {port} placeholder"},
+		{"exits", "echo oops >&2; exit 3 # {port}", "exited before listening"},
+		{"never listens", "exec sleep 60 # {port}", "did not listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := StartServer(context.Background(), tc.cmd, "raw", nil, 300*time.Millisecond)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+			if tc.name == "exits" && !strings.Contains(err.Error(), "oops") {
+				t.Fatalf("the server's output is missing from %v", err)
+			}
+		})
+	}
+}
+
+// A server that ignores SIGTERM is killed after the grace period.
+func TestStopKillsAfterGrace(t *testing.T) {
+	p, err := StartServer(context.Background(), "BENCH_TEST_IGNORE_TERM=1 "+childCommand(t), "raw", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- p.Stop(200 * time.Millisecond) }()
+	select {
+	case err = <-stopped:
+	case <-time.After(30 * time.Second): // generous: the bound is the 200 ms grace
+		t.Fatal("Stop did not return within 30 s")
+	}
+	if err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("got %v, want a report of SIGKILL", err)
+	}
+}
