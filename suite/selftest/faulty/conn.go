@@ -21,8 +21,10 @@ import (
 const (
 	// largeReply is where truncate-large cuts a reply.
 	largeReply = 512
-	// slowDelay is how late slow's replies are (EA-CONN-6 allows 1 s).
+	// slowDelay is how late slow's replies to requests over slowSize are
+	// (EA-CONN-6 allows 1 s). Only large requests, so that a run stays short.
 	slowDelay = 1500 * time.Millisecond
+	slowSize  = 4 << 10
 	// splitPause is split-write's pause between a reply's two pieces.
 	splitPause = 100 * time.Millisecond
 	// lingerTimeout bounds how long a connection closed after an Error
@@ -42,6 +44,7 @@ type conn struct {
 	requestFrom time.Time // when the partly received request in `in` was first seen
 	readAt      time.Time // when the last read returned
 	pending     [][]byte  // encoded replies not yet written
+	delay       bool      // slow: a request in this batch was large
 	replies     int       // replies written
 	lastLook    bool      // the one read allowed after draining began was made
 
@@ -117,6 +120,9 @@ func (c *conn) serveBuffered() error {
 			return errLinger
 		}
 		c.requestFrom = time.Time{}
+		if len(msg) > slowSize {
+			c.delay = true
+		}
 		if err := c.handle(msg); err != nil {
 			c.in = c.in[:0]
 			return err
@@ -369,9 +375,10 @@ func (c *conn) flush() error {
 	if c.srv.Fault == Reorder {
 		slices.Reverse(c.pending)
 	}
-	if c.srv.Fault == Slow {
+	if c.srv.Fault == Slow && c.delay {
 		time.Sleep(time.Until(c.readAt.Add(slowDelay)))
 	}
+	c.delay = false
 	defer func() { c.pending = c.pending[:0] }()
 	for _, b := range c.pending {
 		if c.srv.Fault == SplitWrite && len(b) > 1 {

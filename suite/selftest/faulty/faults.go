@@ -38,7 +38,7 @@ const (
 	SplitWrite    Fault = "split-write"     // writes a reply in two pieces with a pause between them
 	ExtraBytes    Fault = "extra-bytes"     // writes an empty frame after each reply (a "keep-alive")
 	Reorder       Fault = "reorder"         // answers the requests of one read last-first
-	Slow          Fault = "slow"            // replies 1.5 s after the request
+	Slow          Fault = "slow"            // a request over 4 KiB is answered 1.5 s late (a queue drained on a timer)
 	CloseAfterOne Fault = "close-after-one" // closes the connection after the first reply
 	VarintOneByte Fault = "varint-1byte"    // varint framing: writes the length as one byte
 	Len32Low16    Fault = "len32-low16"     // len32 framing: uses only the low 16 bits of a length
