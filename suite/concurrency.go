@@ -1,0 +1,148 @@
+package suite
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"echoadd/protocol"
+	"echoadd/suite/harness"
+)
+
+// idleCPUThreshold is the most CPU time a server with no request in
+// progress may use over the measuring window (EA-CONC-4); /proc counts in
+// 10 ms ticks.
+const idleCPUThreshold = 50 * time.Millisecond
+
+// PROTOCOL.md section 10, Concurrency. Kept to seconds: the checks are
+// about being served at all, and within the EA-CONN-6 bound, not speed.
+var _ = Describe("Concurrency", func() {
+	It("serves 100 clients at once, 50 requests each, each reply correct", req(sConcurrency, "EA-CONC-1"), specTimeout(), func(ctx SpecContext) {
+		s := begin(ctx)
+		clients := make([]*harness.Client, 100)
+		Expect(parallel(len(clients), func(i int) (err error) {
+			clients[i], err = s.tryDial(shared.addr)
+			return err
+		})).To(Conform())
+		// Every client is connected before any sends.
+		Expect(parallel(len(clients), func(i int) error {
+			c := clients[i]
+			for j := range 50 {
+				var err error
+				if j%2 == 0 {
+					err = c.Echo(fmt.Sprintf("client %d, request %d", i, j))
+				} else {
+					err = c.Add(int32(i), int32(j*1000))
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})).To(Conform())
+	})
+
+	It("serves a new client at once while many others are idle or stalled halfway through a request", req(sConcurrency, "EA-CONC-2"), specTimeout(), func(ctx SpecContext) {
+		s := begin(ctx)
+		const idle, stalled = 16, 16 // more than a small fixed pool of workers
+		for range idle {
+			s.dial()
+		}
+		var halves []*harness.Client
+		var rests [][]byte
+		for i := range stalled {
+			c := s.dial()
+			b, err := c.Frame(protocol.EchoRequest(fmt.Sprintf("stalled %d: %s", i, pattern(64))))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(c.SendRaw(b[:len(b)/2])).To(Conform())
+			halves, rests = append(halves, c), append(rests, b[len(b)/2:])
+		}
+		fresh := s.dial() // each reply is held to the EA-CONN-6 bound
+		for i := range 10 {
+			Expect(fresh.Echo(fmt.Sprintf("while %d clients wait, request %d", idle+stalled, i))).To(Conform())
+		}
+		for i, c := range halves { // the stalled clients are served once they finish
+			Expect(c.SendRaw(rests[i])).To(Conform())
+			Expect(c.ExpectEcho(fmt.Sprintf("stalled %d: %s", i, pattern(64)))).To(Conform())
+		}
+	})
+
+	It("is unaffected by 200 rapid connect/disconnect cycles", req(sConcurrency, "EA-CONC-3"), specTimeout(), func(ctx SpecContext) {
+		s := begin(ctx)
+		before := s.dial()
+		Expect(before.Echo("before the churn")).To(Conform())
+		for i := range 200 {
+			c := s.dial()
+			if i%2 == 1 {
+				Expect(c.SendRaw(c.FrameBody(marshal(protocol.EchoRequest("gone before the reply"))))).To(Conform())
+			}
+			Expect(c.Close()).To(Succeed())
+		}
+		Expect(before.Echo("after the churn")).To(Conform())
+		Expect(s.dial().Echo("a new client after the churn")).To(Conform())
+	})
+
+	DescribeTable("is unaffected by clients that leave in the middle of a request",
+		func(ctx SpecContext, reset bool) {
+			s := begin(ctx)
+			before := s.dial()
+			Expect(before.Echo("before they leave")).To(Conform())
+			for i := range 16 {
+				c := s.dial()
+				b, err := c.Frame(protocol.EchoRequest(pattern(200 + i)))
+				Expect(err).NotTo(HaveOccurred())
+				Expect(c.SendRaw(b[:len(b)/2])).To(Conform())
+				if reset {
+					Expect(c.Reset()).To(Succeed())
+				} else {
+					Expect(c.Close()).To(Succeed())
+				}
+			}
+			Expect(before.Echo("after they left")).To(Conform())
+			Expect(s.dial().Echo("a new client after they left")).To(Conform())
+		},
+		Entry("16 clients that reset the connection (RST)", req(sConcurrency, "EA-CONC-3"), specTimeout(), true),
+		Entry("16 clients that close the connection", req(sConcurrency, "EA-CONC-3"), specTimeout(), false),
+	)
+
+	It("uses no measurable CPU while no request is in progress", req(sConcurrency, "EA-CONC-4"), Label(lifecycle), specTimeout(), func(ctx SpecContext) {
+		s := begin(ctx)
+		s.needServerCmd()
+		if runtime.GOOS != "linux" {
+			Skip("reading a process's CPU time needs Linux's /proc")
+		}
+		p := s.mustStart()
+		var clients []*harness.Client
+		for i := range 8 {
+			c := s.dialAddr(p.Addr)
+			for j := range 20 {
+				Expect(c.Echo(fmt.Sprintf("client %d, request %d", i, j))).To(Conform())
+			}
+			clients = append(clients, c)
+		}
+		for _, c := range clients[:4] { // four leave; four stay connected, idle
+			Expect(c.Close()).To(Succeed())
+		}
+		before, err := p.CPUTime()
+		if err != nil {
+			Fail(harnessErrorPrefix + ": reading the server's CPU time: " + err.Error())
+		}
+		measure := time.NewTimer(s.w.cpuWindow) // the measuring window, not a wait for an event
+		select {
+		case <-measure.C:
+		case <-ctx.Done():
+			measure.Stop()
+			Fail("interrupted while measuring")
+		}
+		after, err := p.CPUTime()
+		if err != nil {
+			s.fail(nil, []string{"EA-CONC-4"}, "the server process gone while idle: "+err.Error(), "it running, idle")
+		}
+		if used := after - before; used > idleCPUThreshold {
+			s.fail(nil, nil, fmt.Sprintf("%v of CPU time over %v with 4 idle connections and no request in progress", used, s.w.cpuWindow), fmt.Sprintf("at most %v (as /proc counts it, in 10 ms ticks)", idleCPUThreshold))
+		}
+	})
+})

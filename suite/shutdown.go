@@ -1,0 +1,105 @@
+package suite
+
+import (
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"echoadd/protocol"
+	"echoadd/suite/harness"
+)
+
+// PROTOCOL.md section 11, Shutdown. Each spec starts a fresh server from
+// the server command and stops it with SIGTERM; against a target address
+// they skip.
+var _ = Describe("Shutdown", func() {
+	cfg := Current()
+
+	It("on SIGTERM, closes idle connections (clients see EOF) and exits 0 within its grace period", req(sShutdown, "EA-STOP-3", "EA-STOP-4"), Label(lifecycle), specTimeout(), func(ctx SpecContext) {
+		s := begin(ctx)
+		s.needServerCmd()
+		p := s.mustStart()
+		var clients []*harness.Client
+		for i := range 4 {
+			c := s.dialAddr(p.Addr)
+			Expect(c.Echo(fmt.Sprintf("client %d, idle from now on", i))).To(Conform())
+			clients = append(clients, c)
+		}
+		exited := stopInBackground(p, s.w.grace)
+		eof := harness.Window{Name: "grace period", D: s.w.grace}
+		for _, c := range clients {
+			Expect(c.ExpectClosed(eof)).To(Conform())
+		}
+		checkExit(s, <-exited)
+	})
+
+	It("on SIGTERM, stops accepting connections at once", req(sShutdown, "EA-STOP-1"), Label(lifecycle), specTimeout(), func(ctx SpecContext) {
+		s := begin(ctx)
+		s.needServerCmd()
+		p := s.mustStart()
+		Expect(s.dialAddr(p.Addr).Echo("served before the stop")).To(Conform())
+		Expect(p.Signal(syscall.SIGTERM)).To(Succeed())
+		Eventually(func() error {
+			conn, err := net.DialTimeout("tcp", p.Addr, 100*time.Millisecond)
+			if err != nil {
+				return nil
+			}
+			conn.Close()
+			return fmt.Errorf("a connection to %s accepted after SIGTERM", p.Addr)
+		}).WithContext(ctx).WithTimeout(s.w.stopping).WithPolling(10*time.Millisecond).Should(Succeed(),
+			fmt.Sprintf("EA-STOP-1: got connections still accepted %v after SIGTERM, want them refused at once", s.w.stopping))
+	})
+
+	It("on SIGTERM, answers a request already received before closing its connection", req(sShutdown, "EA-STOP-2"), Label(lifecycle), specTimeout(), func(ctx SpecContext) {
+		s := begin(ctx)
+		s.needServerCmd()
+		p := s.mustStart()
+		c := s.dialAddr(p.Addr)
+		// A request is surely received whole once its reply has started:
+		// a large echo whose reply is still being written (socket buffers
+		// hold only part of it) when the stop comes.
+		n, size := contentForSize(min(cfg.MaxMessageSize, 1<<20))
+		content := pattern(n)
+		c.Note("a %d-byte echo request; SIGTERM once its reply has started", size)
+		Expect(c.Send(protocol.EchoRequest(content))).To(Conform())
+		Expect(c.AwaitReplyStart(s.w.latency)).To(Conform())
+		exited := stopInBackground(p, s.w.grace)
+		Expect(c.ExpectEcho(content)).To(Conform())
+		Expect(c.ExpectClosed(harness.Window{Name: "grace period", D: s.w.grace})).To(Conform())
+		<-exited
+	})
+
+	It("can be restarted on the same port at once", req(sShutdown, "EA-STOP-5"), Label(lifecycle), specTimeout(), func(ctx SpecContext) {
+		s := begin(ctx)
+		s.needServerCmd()
+		p := s.mustStart()
+		for i := range 4 { // connections the server closes on stop: its side waits in TIME_WAIT
+			Expect(s.dialAddr(p.Addr).Echo(fmt.Sprintf("client %d before the restart", i))).To(Conform())
+		}
+		exit := p.Stop(s.w.grace)
+		again, err := s.start(p.Port)
+		if err != nil {
+			s.fail(nil, nil, fmt.Sprintf("no restart on port %d after %v: %v", p.Port, exit, err), "a server listening on the same port at once")
+		}
+		Expect(s.dialAddr(again.Addr).Echo("after the restart")).To(Conform())
+	})
+})
+
+// stopInBackground sends SIGTERM and waits for the exit (SIGKILL a while
+// after grace), delivering the Exit on the channel.
+func stopInBackground(p *harness.Process, grace time.Duration) <-chan harness.Exit {
+	exited := make(chan harness.Exit, 1)
+	go func() { exited <- p.Stop(grace + 2*time.Second) }()
+	return exited
+}
+
+// checkExit holds a stopped server to EA-STOP-4.
+func checkExit(s *session, e harness.Exit) {
+	if e.Code != 0 || e.Killed || e.After > s.w.grace {
+		s.fail(nil, []string{"EA-STOP-4"}, e.String(), fmt.Sprintf("exit status 0 within %v of SIGTERM", s.w.grace))
+	}
+}
