@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -539,5 +541,37 @@ func TestStopKillsAfterGrace(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("got %v, want a report of SIGKILL", err)
+	}
+}
+
+// The SVG chart is well-formed XML whatever the names hold.
+func TestWriteSVG(t *testing.T) {
+	res := Result{Conns: 8, Throughput: 1234}
+	cmp := Result{Conns: 8, Throughput: 2345}
+	rep := Report{Server: `a<b & "c"`, Rows: []Row{
+		{Name: "echo16 c8", Target: res, Comparator: &cmp},
+		{Name: "echo16 c64", Target: Result{Conns: 64, Throughput: 999}},
+		{Name: "add <x> c8", Target: res},
+	}}
+	var buf bytes.Buffer
+	if err := rep.WriteSVG(&buf); err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(buf.Bytes()))
+	lines := 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("invalid XML: %v\n%s", err, buf.String())
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
+			lines++
+		}
+	}
+	if lines != 3 { // echo16, echo16 (comparator), add <x>
+		t.Fatalf("%d lines, want 3:\n%s", lines, buf.String())
 	}
 }

@@ -26,7 +26,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "comparator" {
 		return runComparator(args[1:], stdout, stderr)
 	}
-	o, err := parse(args, stderr)
+	o, err := parse(args, stdout)
 	if errors.Is(err, errHelp) {
 		return exitOK
 	}
