@@ -512,7 +512,7 @@ func TestStartServerFailures(t *testing.T) {
 	}{
 		{"no placeholder", "true", "no {port} placeholder"},
 		{"exits", "echo oops >&2; exit 3 # {port}", "exited before listening"},
-		{"never listens", "exec sleep 60 # {port}", "did not listen"},
+		{"never listens", "exec sleep 60 # {port}", "did not accept connections"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := StartServer(context.Background(), tc.cmd, "raw", nil, 300*time.Millisecond)

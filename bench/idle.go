@@ -24,7 +24,7 @@ type IdleLoad struct {
 }
 
 // IdleResult is what an idle run measured. The memory figures need a child
-// server (Target.Pgid).
+// server (Target.Server).
 type IdleResult struct {
 	Target          string      `json:"target"`
 	Framing         string      `json:"framing"`
@@ -63,8 +63,8 @@ func RunIdle(ctx context.Context, target Target, load IdleLoad) (IdleResult, err
 		return res, fmt.Errorf("first connection: %w", err)
 	}
 	defer first.Close()
-	rss := func() (int64, error) { return ProcessGroupRSS(target.Pgid) }
-	if target.Pgid != 0 {
+	rss := func() (int64, error) { return ProcessGroupRSS(target.Server.PID()) }
+	if target.Server != nil {
 		if res.RSSBefore, err = rss(); err != nil {
 			return res, err
 		}
@@ -122,7 +122,7 @@ func RunIdle(ctx context.Context, target Target, load IdleLoad) (IdleResult, err
 			t.Stop()
 		}
 	}
-	if target.Pgid != 0 {
+	if target.Server != nil {
 		if res.RSSAfter, err = rss(); err != nil {
 			return res, err
 		}

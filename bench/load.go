@@ -95,10 +95,10 @@ func (l Load) Validate() error {
 }
 
 // Target is a server to load: its address and, when it is a child process
-// this program started, its process group for CPU and memory figures.
+// this program started, the process, for CPU and memory figures.
 type Target struct {
-	Addr string
-	Pgid int // 0: not ours, no CPU figures
+	Addr   string
+	Server *Process // nil: not ours, no CPU or memory figures
 }
 
 // Result is one measured run.
@@ -266,8 +266,8 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 	}
 
 	var cpu0 time.Duration
-	if target.Pgid != 0 {
-		c, err := ProcessGroupCPU(target.Pgid)
+	if target.Server != nil {
+		c, err := target.Server.CPUTime()
 		if err != nil {
 			return res, fmt.Errorf("server CPU: %w", err)
 		}
@@ -319,8 +319,8 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 		P50: us(hist.Quantile(0.50)), P90: us(hist.Quantile(0.90)), P99: us(hist.Quantile(0.99)),
 		P999: us(hist.Quantile(0.999)), Max: us(hist.Max()),
 	}
-	if target.Pgid != 0 {
-		cpu1, err := ProcessGroupCPU(target.Pgid)
+	if target.Server != nil {
+		cpu1, err := target.Server.CPUTime()
 		if err != nil {
 			return res, fmt.Errorf("server CPU: %w", err)
 		}

@@ -7,33 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 )
-
-// clockTick is the unit of utime and stime in /proc/PID/stat: USER_HZ,
-// which Linux fixes at 100 for user space on every architecture Go supports.
-const clockTick = 10 * time.Millisecond
-
-// ProcessGroupCPU returns the user plus system CPU time used so far by the
-// live processes of process group pgid (a server started through sh -c is
-// the shell and what it runs). Only Linux's /proc is supported.
-func ProcessGroupCPU(pgid int) (time.Duration, error) {
-	var total time.Duration
-	err := forGroup(pgid, func(pid int, fields []string) {
-		// fields[0] is field 3 of proc(5) (state): utime is 14, stime 15.
-		ut, _ := strconv.ParseUint(fields[11], 10, 64)
-		st, _ := strconv.ParseUint(fields[12], 10, 64)
-		total += time.Duration(ut+st) * clockTick
-	})
-	return total, err
-}
 
 // ProcessGroupRSS returns the summed resident set size (VmRSS) in bytes of
 // the live processes of process group pgid.
 func ProcessGroupRSS(pgid int) (int64, error) {
 	var total int64
 	var firstErr error
-	err := forGroup(pgid, func(pid int, _ []string) {
+	err := forGroup(pgid, func(pid int) {
 		rss, err := processRSS(pid)
 		if err != nil && firstErr == nil {
 			firstErr = err
@@ -63,12 +44,11 @@ func processRSS(pid int) (int64, error) {
 	return 0, nil // a zombie has no VmRSS line
 }
 
-// forGroup calls fn with the stat fields (from the state on) of every
-// process whose process group is pgid.
-func forGroup(pgid int, fn func(pid int, fields []string)) error {
+// forGroup calls fn with every process whose process group is pgid.
+func forGroup(pgid int, fn func(pid int)) error {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return fmt.Errorf("reading /proc (server CPU and memory are measured on Linux only): %w", err)
+		return fmt.Errorf("reading /proc (server memory is measured on Linux only): %w", err)
 	}
 	found := false
 	for _, e := range entries {
@@ -84,7 +64,7 @@ func forGroup(pgid int, fn func(pid int, fields []string)) error {
 			continue
 		}
 		found = true
-		fn(pid, fields)
+		fn(pid)
 	}
 	if !found {
 		return fmt.Errorf("no process in process group %d", pgid)
