@@ -539,7 +539,7 @@ func TestStopKillsAfterGrace(t *testing.T) {
 	case <-time.After(30 * time.Second): // generous: the bound is the 200 ms grace
 		t.Fatal("Stop did not return within 30 s")
 	}
-	if err == nil || !strings.Contains(err.Error(), "killed") {
+	if err == nil || !strings.Contains(err.Error(), "still running 200ms after SIGTERM: killed") {
 		t.Fatalf("got %v, want a report of SIGKILL", err)
 	}
 }
