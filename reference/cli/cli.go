@@ -1,0 +1,270 @@
+// Package cli is the echoadd-server command line: flags, logging, signals
+// and exit codes around reference.Server. cmd/echoadd-server and the
+// conformance runner's re-executed reference mode both call Main.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"echoadd/protocol"
+	"echoadd/reference"
+
+	"github.com/spf13/pflag"
+)
+
+const name = "echoadd-server"
+
+// Exit statuses.
+const (
+	exitOK    = 0 // served until a signal, or --help, --version
+	exitServe = 1 // could not listen or serve
+	exitUsage = 2 // bad flags
+)
+
+// maxMaxMessageSize is the largest --max-message-size accepted: a limit on
+// what one connection may make the server buffer.
+const maxMaxMessageSize = 1 << 30
+
+// Main runs the echoadd-server command line with args (without the program
+// name) and returns the exit status. It serves until SIGTERM or SIGINT, then
+// shuts down gracefully within --shutdown-grace and returns 0; a second
+// signal closes the remaining connections at once. Logs go to stderr; help
+// and version to stdout. It never calls os.Exit.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, args, stdout, stderr)
+}
+
+// options are the parsed flags.
+type options struct {
+	listen         string
+	framing        protocol.Framing
+	maxMessageSize byteSize
+	idleTimeout    time.Duration
+	readTimeout    time.Duration
+	maxConns       int
+	shutdownGrace  time.Duration
+	logLevel       string
+	logFormat      string
+	version        bool
+	help           bool
+}
+
+// newFlagSet returns the command's flags, bound to o and set to their
+// defaults.
+func newFlagSet(o *options) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard) // run reports errors itself
+	fs.Usage = func() {}
+	fs.SortFlags = false
+	fs.StringVar(&o.listen, "listen", reference.DefaultListenAddr, "TCP address to listen on, HOST:PORT; port 0 picks a free port, which the log line \"listening on HOST:PORT\" reports")
+	o.framing = protocol.Raw
+	fs.Var(&o.framing, "framing", "how messages are delimited: raw, len32 or varint")
+	o.maxMessageSize = protocol.DefaultMaxMessageSize
+	fs.Var(&o.maxMessageSize, "max-message-size", "largest request accepted, in bytes, e.g. 1048576, 64KiB or 1MiB; at least 1024")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "close a connection with no request in progress after this long (0 = never)")
+	fs.DurationVar(&o.readTimeout, "read-timeout", 10*time.Second, "send Error CODE_TIMEOUT and close a connection whose request takes longer than this to arrive (0 = never)")
+	fs.IntVar(&o.maxConns, "max-conns", 0, "most connections served at once; one more gets Error CODE_OVERLOADED and is closed (0 = no limit)")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 5*time.Second, "on SIGTERM or SIGINT, how long requests in progress may take before the connections are closed by force (0 = no limit)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "least severe log records written: debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log record format: text or json")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.BoolVarP(&o.help, "help", "h", false, "print this help and exit")
+	return fs
+}
+
+// usage writes the help text to w.
+func usage(w io.Writer, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, `Usage: %s [flags]
+
+Serves the Echo/Add protocol (PROTOCOL.md) over TCP: the reference server of
+the echoadd conformance suite. At start-up it logs "listening on HOST:PORT";
+SIGTERM or SIGINT stops it gracefully, a second signal at once. Logs go to
+standard error.
+
+Flags:
+%s
+Exit status: 0 after a stop by signal, 1 when it cannot listen or serve (the
+port is in use, say), 2 for bad flags.
+`, name, fs.FlagUsages())
+}
+
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
+// validate checks what the flag types alone do not, each message naming the
+// flag and what to give it instead.
+func validate(o *options) error {
+	var errs []error
+	if host, port, err := net.SplitHostPort(o.listen); err != nil || port == "" {
+		errs = append(errs, fmt.Errorf("--listen %q: want HOST:PORT, e.g. %s, or 127.0.0.1:0 for a free port", o.listen, reference.DefaultListenAddr))
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: the port must be a number from 0 to 65535, e.g. %s", o.listen, net.JoinHostPort(host, "0")))
+	}
+	if o.maxMessageSize < protocol.MinMaxMessageSize {
+		errs = append(errs, fmt.Errorf("--max-message-size %d: must be at least %d bytes, since every server accepts requests of 1024 bytes (EA-LIM-1)", o.maxMessageSize, protocol.MinMaxMessageSize))
+	} else if o.maxMessageSize > maxMaxMessageSize {
+		errs = append(errs, fmt.Errorf("--max-message-size %d: must be at most %d bytes (1GiB)", o.maxMessageSize, maxMaxMessageSize))
+	}
+	for _, d := range []struct {
+		flag  string
+		value time.Duration
+	}{{"idle-timeout", o.idleTimeout}, {"read-timeout", o.readTimeout}, {"shutdown-grace", o.shutdownGrace}} {
+		if d.value < 0 {
+			errs = append(errs, fmt.Errorf("--%s %v: must not be negative; 0 turns it off", d.flag, d.value))
+		}
+	}
+	if o.maxConns < 0 {
+		errs = append(errs, fmt.Errorf("--max-conns %d: must not be negative; 0 means no limit", o.maxConns))
+	}
+	if _, ok := logLevels[o.logLevel]; !ok {
+		errs = append(errs, fmt.Errorf("--log-level %q: use debug, info, warn or error", o.logLevel))
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: use text or json", o.logFormat))
+	}
+	return errors.Join(errs...)
+}
+
+func newLogger(w io.Writer, o *options) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevels[o.logLevel]}
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// version is the module version the binary was built from, or "(devel)",
+// with the VCS revision when the build recorded one.
+func version() string {
+	v := "(devel)"
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if info.Main.Version != "" {
+			v = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				v += " " + s.Value
+			}
+		}
+	}
+	return fmt.Sprintf("%s %s %s", name, v, runtime.Version())
+}
+
+// run is Main with the stop signal as ctx.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o options
+	fs := newFlagSet(&o)
+	usageError := func(err error) int {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "%s: %s\n", name, line)
+		}
+		fmt.Fprintf(stderr, "Run '%s --help' for the flags.\n", name)
+		return exitUsage
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageError(err)
+	}
+	if o.help {
+		usage(stdout, fs)
+		return exitOK
+	}
+	if o.version {
+		fmt.Fprintln(stdout, version())
+		return exitOK
+	}
+	if fs.NArg() > 0 {
+		return usageError(fmt.Errorf("unexpected argument %q: %s takes flags only", fs.Arg(0), name))
+	}
+	if err := validate(&o); err != nil {
+		return usageError(err)
+	}
+
+	log := newLogger(stderr, &o)
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			host, _, _ := net.SplitHostPort(o.listen)
+			fmt.Fprintf(stderr, "%s: %s is already in use; pick another with --listen, or --listen %s for a free port\n", name, o.listen, net.JoinHostPort(host, "0"))
+		} else {
+			fmt.Fprintf(stderr, "%s: cannot listen on %s: %v\n", name, o.listen, err)
+		}
+		return exitServe
+	}
+	srv := &reference.Server{
+		Framing:        o.framing,
+		MaxMessageSize: int(o.maxMessageSize),
+		IdleTimeout:    o.idleTimeout,
+		ReadTimeout:    o.readTimeout,
+		MaxConns:       o.maxConns,
+		ShutdownGrace:  o.shutdownGrace,
+		Logger:         log,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		log.Error("serving failed", slog.Any("err", err))
+		srv.Close()
+		return exitServe
+	case <-ctx.Done():
+	}
+
+	log.Info("stopping: answering the requests already received", slog.Duration("shutdown_grace", o.shutdownGrace))
+	force, stopForce := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopForce()
+	switch err := srv.Shutdown(force); {
+	case errors.Is(err, context.DeadlineExceeded):
+		log.Warn("closed the remaining connections by force: the shutdown grace period ran out", slog.Duration("shutdown_grace", o.shutdownGrace))
+	case errors.Is(err, context.Canceled):
+		log.Warn("closed the remaining connections by force: second signal")
+	case err != nil:
+		log.Warn("closing the listener failed", slog.Any("err", err))
+	}
+	if err := <-served; !errors.Is(err, reference.ErrServerClosed) {
+		log.Warn("serving ended with an error", slog.Any("err", err))
+	}
+	log.Info("stopped")
+	return exitOK
+}
+
+// byteSize is a --max-message-size value: bytes, written as a plain
+// integer or with a KiB or MiB suffix.
+type byteSize int
+
+var byteSuffixes = []struct {
+	suffix string
+	factor int
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}}
+
+func (b *byteSize) Set(s string) error {
+	digits, factor := s, 1
+	for _, u := range byteSuffixes {
+		if len(s) > len(u.suffix) && strings.EqualFold(s[len(s)-len(u.suffix):], u.suffix) {
+			digits, factor = s[:len(s)-len(u.suffix)], u.factor
+			break
+		}
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(digits), 10, 31)
+	if err != nil || int(n) > maxMaxMessageSize/factor {
+		return fmt.Errorf("want a number of bytes up to 1GiB, e.g. 1048576, 64KiB or 1MiB")
+	}
+	*b = byteSize(int(n) * factor)
+	return nil
+}
+
+func (b *byteSize) String() string { return strconv.Itoa(int(*b)) }
+func (b *byteSize) Type() string   { return "bytes" }

@@ -1,0 +1,331 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"echoadd/protocol"
+
+	"go.uber.org/goleak"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/help.golden")
+
+// childEnv makes the test binary run Main instead of the tests: the
+// end-to-end test re-executes itself as the server, as the conformance
+// runner does.
+const childEnv = "ECHOADD_CLI_TEST_SERVER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// Named durations; generous, the machine is shared.
+const (
+	ioDeadline = 10 * time.Second // every client read and write
+	eventually = 10 * time.Second // waiting for a log line or an exit
+)
+
+// runArgs runs the command line in-process, already told to stop, so that
+// a run that wrongly gets as far as serving returns at once.
+func runArgs(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errOut bytes.Buffer
+	code = run(stopped, args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestHelpGolden(t *testing.T) {
+	code, stdout, stderr := runArgs(t, "--help")
+	if code != 0 || stderr != "" {
+		t.Fatalf("--help: exit %d, stderr %q; want 0 and nothing", code, stderr)
+	}
+	golden := filepath.Join("testdata", "help.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout != string(want) {
+		t.Errorf("--help differs from %s (go test ./reference/cli -run TestHelpGolden -update rewrites it):\n%s", golden, stdout)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, stderr := runArgs(t, "--version")
+	if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "echoadd-server ") || !strings.HasSuffix(stdout, "\n") {
+		t.Errorf("--version: exit %d, stdout %q, stderr %q; want 0, \"echoadd-server VERSION\\n\", nothing", code, stdout, stderr)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{"unknown flag", []string{"--nope"}, "unknown flag: --nope"},
+		{"bad framing", []string{"--framing", "xml"}, `"--framing" flag: unknown framing "xml": use raw, len32 or varint`},
+		{"size below EA-LIM-1", []string{"--max-message-size", "1023"}, "--max-message-size 1023: must be at least 1024 bytes"},
+		{"size not a size", []string{"--max-message-size", "12x"}, `invalid argument "12x" for "--max-message-size" flag: want a number of bytes`},
+		{"size too big", []string{"--max-message-size", "2048MiB"}, `"--max-message-size" flag: want a number of bytes up to 1GiB`},
+		{"negative read timeout", []string{"--read-timeout", "-1s"}, "--read-timeout -1s: must not be negative"},
+		{"negative idle timeout", []string{"--idle-timeout=-1s"}, "--idle-timeout -1s: must not be negative"},
+		{"negative grace", []string{"--shutdown-grace=-5s"}, "--shutdown-grace -5s: must not be negative"},
+		{"bad duration", []string{"--read-timeout", "10"}, `invalid argument "10" for "--read-timeout" flag`},
+		{"negative max conns", []string{"--max-conns=-1"}, "--max-conns -1: must not be negative"},
+		{"bad log level", []string{"--log-level", "loud"}, `--log-level "loud": use debug, info, warn or error`},
+		{"bad log format", []string{"--log-format", "xml"}, `--log-format "xml": use text or json`},
+		{"listen without port", []string{"--listen", "localhost"}, `--listen "localhost": want HOST:PORT`},
+		{"listen bad port", []string{"--listen", "127.0.0.1:99999"}, `--listen "127.0.0.1:99999": the port must be a number from 0 to 65535`},
+		{"argument", []string{"extra"}, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if !strings.Contains(tt.name, "listen") {
+				args = append(args, "--listen", "127.0.0.1:0") // never the fixed default port
+			}
+			code, stdout, stderr := runArgs(t, args...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, "--help") {
+				t.Errorf("stderr = %q, want it to contain %q and point to --help", stderr, tt.want)
+			}
+			if stdout != "" {
+				t.Errorf("stdout = %q, want nothing", stdout)
+			}
+		})
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"1024", 1024, true},
+		{"1048576", 1 << 20, true},
+		{"64KiB", 64 << 10, true},
+		{"1MiB", 1 << 20, true},
+		{"2mib", 2 << 20, true},
+		{"1024MiB", 1 << 30, true},
+		{"1025MiB", 0, false},
+		{"", 0, false},
+		{"MiB", 0, false},
+		{"-5", 0, false},
+		{"1.5MiB", 0, false},
+		{"1MB", 0, false},
+		{"0x400", 0, false},
+	}
+	for _, tt := range tests {
+		var b byteSize
+		err := b.Set(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && int(b) != tt.want) {
+			t.Errorf("Set(%q) = %d, %v; want %d, ok %v", tt.in, b, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestBusyPort(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	code, _, stderr := runArgs(t, "--listen", addr)
+	want := "echoadd-server: " + addr + " is already in use; pick another with --listen, or --listen 127.0.0.1:0 for a free port\n"
+	if code != 1 || stderr != want {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+}
+
+// syncBuffer is a writer the test reads while the server writes to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// listeningRE finds the address in the start-up log line, text or JSON.
+var listeningRE = regexp.MustCompile(`listening on ([^\s"]+)`)
+
+// roundTrip checks the server at addr answers an echo in framing f.
+func roundTrip(t *testing.T, nc net.Conn, f protocol.Framing) {
+	t.Helper()
+	nc.SetDeadline(time.Now().Add(ioDeadline))
+	if err := protocol.NewEncoder(nc, f).Encode(protocol.EchoRequest("hi")); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := protocol.NewDecoder(nc, f, 0).Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := protocol.DecodeReply(msg)
+	if err != nil || reply.GetEchoMessage().GetContent() != "hi" {
+		t.Fatalf("reply %v, %v; want echo of hi", reply, err)
+	}
+}
+
+func expectEOF(t *testing.T, nc net.Conn) {
+	t.Helper()
+	nc.SetReadDeadline(time.Now().Add(ioDeadline))
+	if n, err := nc.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Errorf("read %d bytes, %v; want EOF", n, err)
+	}
+}
+
+// TestRunInProcess serves until its context is cancelled, the way a signal
+// stops Main, and exits 0.
+func TestRunInProcess(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(ctx, []string{"--listen", "127.0.0.1:0", "--framing", "len32", "--log-format", "json", "--log-level", "debug"}, &stdout, &stderr)
+	}()
+
+	var addr string
+	deadline := time.Now().Add(eventually)
+	for addr == "" {
+		if m := listeningRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no \"listening on\" line after %v; stderr:\n%s", eventually, stderr.String())
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	roundTrip(t, nc, protocol.Len32)
+
+	cancel()
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Errorf("exit %d after stop, want 0; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(eventually):
+		t.Fatalf("still running %v after stop", eventually)
+	}
+	expectEOF(t, nc)
+	logs := stderr.String()
+	for _, want := range []string{`"level":"INFO","msg":"listening on ` + addr + `","framing":"len32"`, `"msg":"connection opened"`, `"msg":"stopped"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s:\n%s", want, logs)
+		}
+	}
+	if stdout.String() != "" {
+		t.Errorf("stdout = %q, want nothing", stdout.String())
+	}
+}
+
+// TestSIGTERM runs Main in a child process (this test binary, re-executed),
+// connects a client, sends SIGTERM and expects exit 0 and EOF at the client.
+func TestSIGTERM(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "--listen", "127.0.0.1:0", "--shutdown-grace", "5s")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	var logs syncBuffer
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.Write(append(sc.Bytes(), '\n'))
+			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+		exited <- cmd.Wait() // after the pipe is drained, as Wait requires
+	}()
+	waited := false
+	defer func() {
+		if !waited {
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+
+	var addr string
+	select {
+	case addr = <-found:
+	case <-time.After(eventually):
+		t.Fatalf("no \"listening on\" line after %v; stderr:\n%s", eventually, logs.String())
+	}
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	roundTrip(t, nc, protocol.Raw)
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	expectEOF(t, nc)
+	select {
+	case err := <-exited:
+		waited = true
+		if err != nil {
+			t.Errorf("exit: %v, want status 0; stderr:\n%s", err, logs.String())
+		}
+	case <-time.After(eventually):
+		t.Fatalf("still running %v after SIGTERM", eventually)
+	}
+	if !strings.Contains(logs.String(), `msg=stopped`) {
+		t.Errorf("stderr lacks the stopped line:\n%s", logs.String())
+	}
+}
