@@ -25,8 +25,13 @@ const (
 	// (EA-CONN-6 allows 1 s). Only large requests, so that a run stays short.
 	slowDelay = 1500 * time.Millisecond
 	slowSize  = 4 << 10
-	// splitPause is split-write's pause between a reply's two pieces.
+	// split-write cuts replies over splitSize in two, splitPause apart.
+	splitSize  = 1000
 	splitPause = 100 * time.Millisecond
+	// stop-no-drain writes large replies in pieces of streamPiece bytes,
+	// streamPause apart, so that a stop can come in the middle of one.
+	streamPiece = 16 << 10
+	streamPause = 2 * time.Millisecond
 	// lingerTimeout bounds how long a connection closed after an Error
 	// reply reads and drops what the client still sends.
 	lingerTimeout = time.Second
@@ -381,12 +386,19 @@ func (c *conn) flush() error {
 	c.delay = false
 	defer func() { c.pending = c.pending[:0] }()
 	for _, b := range c.pending {
-		if c.srv.Fault == SplitWrite && len(b) > 1 {
+		if c.srv.Fault == SplitWrite && len(b) > splitSize {
 			if _, err := c.nc.Write(b[:len(b)/2]); err != nil {
 				return err
 			}
 			time.Sleep(splitPause)
 			b = b[len(b)/2:]
+		}
+		for c.srv.Fault == StopNoDrain && len(b) > streamPiece {
+			if _, err := c.nc.Write(b[:streamPiece]); err != nil {
+				return err
+			}
+			time.Sleep(streamPause)
+			b = b[streamPiece:]
 		}
 		if _, err := c.nc.Write(b); err != nil {
 			return err

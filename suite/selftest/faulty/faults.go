@@ -35,7 +35,7 @@ const (
 	// Framing and writing.
 	Merge         Fault = "merge"           // one read is one message: requests sent together are merged or dropped
 	TruncateLarge Fault = "truncate-large"  // a reply over 512 bytes is cut to 512 (a fixed write buffer)
-	SplitWrite    Fault = "split-write"     // writes a reply in two pieces with a pause between them
+	SplitWrite    Fault = "split-write"     // writes a reply over 1000 bytes in two pieces, with a pause between them
 	ExtraBytes    Fault = "extra-bytes"     // writes an empty frame after each reply (a "keep-alive")
 	Reorder       Fault = "reorder"         // answers the requests of one read last-first
 	Slow          Fault = "slow"            // a request over 4 KiB is answered 1.5 s late (a queue drained on a timer)
@@ -46,7 +46,7 @@ const (
 
 	// Stopping.
 	IgnoreStop    Fault = "ignore-stop"     // ignores SIGTERM and SIGINT
-	StopNoDrain   Fault = "stop-no-drain"   // exits on stop without answering requests already received
+	StopNoDrain   Fault = "stop-no-drain"   // exits at once on stop, in the middle of writing a reply (large replies go out in pieces as produced)
 	StopKeepConns Fault = "stop-keep-conns" // on stop closes the listener but never its connections
 	StopExitOne   Fault = "stop-exit-1"     // exits 1 after a clean stop (the "server closed" error is returned)
 )

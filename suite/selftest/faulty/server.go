@@ -169,6 +169,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case StopKeepConns:
 			// forgets its connections
 		case StopNoDrain:
+			// main exits at once; this is for an in-process Shutdown
 			c.nc.Close()
 		default:
 			c.drain()
