@@ -332,7 +332,7 @@ func (e *Engine) Close() error {
 // A loop serves its connections from one goroutine.
 type loop struct {
 	e      *Engine
-	epfd   int
+	*poller
 	wakefd int
 	load   atomic.Int32 // connections, for adopt's choice
 
@@ -376,18 +376,19 @@ const (
 )
 
 func newLoop(e *Engine) (*loop, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	p, err := newPoller()
 	if err != nil {
-		return nil, os.NewSyscallError("epoll_create1", err)
+		return nil, err
 	}
 	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
-		unix.Close(epfd)
+		p.close()
 		return nil, os.NewSyscallError("eventfd", err)
 	}
+	epfd := p.epfd
 	l := &loop{
 		e:      e,
-		epfd:   epfd,
+		poller: p,
 		wakefd: wakefd,
 		buf:    make([]byte, e.cfg.ReadBufferSize),
 		events: make([]unix.EpollEvent, maxEvents),
@@ -407,7 +408,7 @@ func newLoop(e *Engine) (*loop, error) {
 
 func (l *loop) closeFDs() {
 	unix.Close(l.wakefd)
-	unix.Close(l.epfd)
+	l.poller.close()
 }
 
 // enqueue passes c to the loop's goroutine; false if the loop has returned.
@@ -446,7 +447,7 @@ func (l *loop) command(cmd command) {
 func (l *loop) wake() {
 	one := [8]byte{1}
 	for range 8 { // EINTR; EAGAIN means the counter is already non-zero
-		if _, err := unix.Write(l.wakefd, one[:]); err != unix.EINTR {
+		if _, err := writeRaw(l.wakefd, one[:]); err != unix.EINTR {
 			return
 		}
 	}
@@ -455,11 +456,11 @@ func (l *loop) wake() {
 func (l *loop) run() {
 	defer l.e.loopsDone.Done()
 	defer l.exit()
-	msec := -1
+	var timeout time.Duration = -1
 	for {
-		n, err := unix.EpollWait(l.epfd, l.events, msec)
-		if err != nil && err != unix.EINTR {
-			l.e.log.Error("epoll_wait failed; closing this loop's connections", "err", os.NewSyscallError("epoll_wait", err))
+		n, err := l.wait(l.events, timeout)
+		if err != nil {
+			l.e.log.Error("waiting for events failed; closing this loop's connections", "err", err)
 			l.closeAll(err)
 			return
 		}
@@ -488,12 +489,12 @@ func (l *loop) run() {
 		if l.draining && l.live == 0 {
 			return
 		}
-		// After a batch, look again without blocking: under load the next
-		// events are already there and the loop keeps its thread.
-		if n > 0 {
-			msec = 0
-		} else {
-			msec = l.nextTimeout()
+		timeout = l.nextTimeout()
+		if n > 0 && l.rc == nil {
+			// Blocking in epoll_wait: look again without blocking first,
+			// as under load the next events are already there. (The
+			// poller's wait looks before it parks.)
+			timeout = 0
 		}
 	}
 }
@@ -517,7 +518,7 @@ func (l *loop) exit() {
 // whether the loop must return.
 func (l *loop) onWake() bool {
 	var b [8]byte
-	_, _ = unix.Read(l.wakefd, b[:])
+	_, _ = read(l.wakefd, b[:])
 	l.mu.Lock()
 	pending := l.pending
 	l.pending = nil
@@ -591,7 +592,7 @@ func (l *loop) onEvent(c *Conn, events uint32) {
 }
 
 func (l *loop) onReadable(c *Conn) {
-	n, err := unix.Read(c.fd, l.buf)
+	n, err := read(c.fd, l.buf)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		return
@@ -752,7 +753,7 @@ func (l *loop) flush(c *Conn) {
 
 func write(fd int, b []byte) (int, error) {
 	for range 8 {
-		n, err := unix.Write(fd, b)
+		n, err := writeRaw(fd, b)
 		switch err {
 		case nil:
 			return n, nil
@@ -827,7 +828,7 @@ func (l *loop) drain(c *Conn) {
 		return // closed once written (flush)
 	}
 	for range drainReads {
-		n, err := unix.Read(c.fd, l.buf)
+		n, err := read(c.fd, l.buf)
 		if err == unix.EINTR {
 			continue
 		}
@@ -894,21 +895,19 @@ func (l *loop) expire() {
 	}
 }
 
-// nextTimeout is epoll_wait's timeout: until the earliest deadline, or -1.
-func (l *loop) nextTimeout() int {
-	msec := -1
+// nextTimeout is how long the loop may wait: until the earliest deadline,
+// or -1 for no limit.
+func (l *loop) nextTimeout() time.Duration {
+	var next time.Duration = -1
+	now := time.Since(l.e.epoch)
 	for _, t := range l.timers {
 		if t.head == nil {
 			continue
 		}
-		d := t.head.since + t.timeout - time.Since(l.e.epoch)
-		ms := int((d + time.Millisecond - 1) / time.Millisecond)
-		if ms < 0 {
-			ms = 0
-		}
-		if msec < 0 || ms < msec {
-			msec = ms
+		d := max(t.head.since+t.timeout-now, time.Millisecond) // 0 would mean "do not wait"
+		if next < 0 || d < next {
+			next = d
 		}
 	}
-	return msec
+	return next
 }

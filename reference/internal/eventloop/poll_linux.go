@@ -1,0 +1,131 @@
+//go:build linux
+
+package eventloop
+
+import (
+	"errors"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// A loop blocks by parking its goroutine in Go's own network poller, not in
+// epoll_wait: the loop's epoll descriptor is itself pollable (readable when
+// it has events), so it is handed to the runtime as an os.File, and the
+// goroutine waits for it the way a goroutine waits for a socket. Blocking in
+// a system call instead would keep an OS thread and its P in a syscall
+// state: the runtime's sysmon then never sleeps deeply and keeps retaking
+// those Ps every 20 µs to 10 ms, which costs CPU on an idle server
+// (EA-CONC-4) and latency on a busy one. With the poller, an idle engine
+// leaves every P idle.
+//
+// epoll_wait is only ever called with a zero timeout, and read/write only on
+// non-blocking sockets, so they use raw system calls: none can block.
+type poller struct {
+	epfd     int
+	file     *os.File        // owns epfd; nil if it could not be made
+	rc       syscall.RawConn // file's, registered with Go's poller; nil: block in epoll_wait instead
+	deadline bool            // a read deadline is set on file
+}
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	p := &poller{epfd: epfd}
+	if unix.SetNonblock(epfd, true) != nil {
+		return p, nil // blocking epoll_wait then
+	}
+	p.file = os.NewFile(uintptr(epfd), "epoll")
+	rc, err := p.file.SyscallConn()
+	// A file the runtime could not register has no deadlines: block in
+	// epoll_wait then.
+	if err == nil && p.file.SetReadDeadline(time.Time{}) == nil {
+		p.rc = rc
+	}
+	return p, nil
+}
+
+func (p *poller) close() {
+	if p.file != nil {
+		p.file.Close()
+	} else {
+		unix.Close(p.epfd)
+	}
+}
+
+// wait returns the ready events, waiting until some arrive or until timeout
+// passes (timeout < 0: no limit; 0: do not wait).
+func (p *poller) wait(events []unix.EpollEvent, timeout time.Duration) (int, error) {
+	if timeout == 0 {
+		return epollWaitNow(p.epfd, events)
+	}
+	if p.rc == nil {
+		msec := -1
+		if timeout > 0 {
+			msec = int((timeout + time.Millisecond - 1) / time.Millisecond)
+		}
+		n, err := unix.EpollWait(p.epfd, events, msec)
+		if err == unix.EINTR {
+			return 0, nil
+		}
+		return n, err
+	}
+	switch {
+	case timeout > 0:
+		p.file.SetReadDeadline(time.Now().Add(timeout))
+		p.deadline = true
+	case p.deadline:
+		p.file.SetReadDeadline(time.Time{})
+		p.deadline = false
+	}
+	var n int
+	var werr error
+	// RawConn.Read clears the descriptor's readiness, calls the function
+	// (events that arrived before are found by it), and if it returns false
+	// parks until the runtime's poller reports epfd readable again.
+	err := p.rc.Read(func(uintptr) bool {
+		n, werr = epollWaitNow(p.epfd, events)
+		return n > 0 || werr != nil
+	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, werr
+}
+
+func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+	switch e {
+	case 0:
+		return int(r), nil
+	case unix.EINTR:
+		return 0, nil
+	default:
+		return 0, os.NewSyscallError("epoll_wait", e)
+	}
+}
+
+// read and write on a non-blocking socket: -1 and the errno on failure.
+func read(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+func writeRaw(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
