@@ -331,7 +331,7 @@ func (e *Engine) Close() error {
 
 // A loop serves its connections from one goroutine.
 type loop struct {
-	e      *Engine
+	e *Engine
 	*poller
 	wakefd int
 	load   atomic.Int32 // connections, for adopt's choice
