@@ -80,6 +80,8 @@ type Conn struct {
 	state connState
 	// counted: served, against MaxConns; false for one refused at the limit.
 	counted bool
+	held    bool // a reply is being prepared elsewhere (Hold); input waits
+	loop    *loop
 	// Timer list membership (see timerList).
 	list       *timerList
 	since      time.Duration // when it entered list, on the loop's clock

@@ -353,6 +353,7 @@ type loop struct {
 
 	mu      sync.Mutex // guards the fields below
 	pending []*Conn    // adopted, not yet registered
+	resumed []resumed  // replies from Pending.Resume
 	cmd     command
 	woken   bool // wakefd written since the loop last read it
 	exited  bool
@@ -520,13 +521,16 @@ func (l *loop) onWake() bool {
 	var b [8]byte
 	_, _ = read(l.wakefd, b[:])
 	l.mu.Lock()
-	pending := l.pending
-	l.pending = nil
+	pending, done := l.pending, l.resumed
+	l.pending, l.resumed = nil, nil
 	cmd := l.cmd
 	l.woken = false
 	l.mu.Unlock()
 	for _, c := range pending {
 		l.install(c)
+	}
+	for _, r := range done {
+		l.resume(r)
 	}
 	switch cmd {
 	case cmdClose:
@@ -546,6 +550,7 @@ func (l *loop) onWake() bool {
 }
 
 func (l *loop) install(c *Conn) {
+	c.loop = l
 
 	l.seq++
 	if l.seq == wakeSeq {
@@ -606,6 +611,10 @@ func (l *loop) onReadable(c *Conn) {
 	if c.state == stateLingering {
 		return // discarded
 	}
+	if c.held { // an error or hang-up event: keep the bytes for later
+		c.in = append(c.in, l.buf[:n]...)
+		return
+	}
 	if len(c.in) == 0 {
 		l.process(c, l.buf[:n], false)
 		return
@@ -633,7 +642,7 @@ func (l *loop) onEOF(c *Conn) {
 // read buffer), writes the replies and keeps the unconsumed rest in c.in.
 func (l *loop) process(c *Conn, in []byte, inConn bool) {
 	progressed := false
-	for len(in) > 0 {
+	for len(in) > 0 && !c.held {
 		consumed, out, closeAfter := l.e.h.OnData(c, in, l.out[:0])
 		if cap(out) <= maxKeptOut {
 			l.out = out[:0]
@@ -662,6 +671,12 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 	if c.state == stateClosed {
 		return
 	}
+	if c.held && len(c.out) == 0 {
+		l.interest(c, 0) // neither read nor write until Resume
+		if c.state == stateClosed {
+			return
+		}
+	}
 	switch {
 	case len(in) == 0:
 		c.in = nil
@@ -679,6 +694,8 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 func (l *loop) retime(c *Conn, progressed bool) {
 	switch {
 	case c.state != stateOpen:
+	case c.held:
+		untimed(c) // a request in progress
 	case len(c.out) > 0:
 		if c.list != &l.stalled {
 			l.arm(&l.stalled, c)
@@ -736,6 +753,8 @@ func (l *loop) flush(c *Conn) {
 	switch {
 	case c.state == stateClosing:
 		l.beginClose(c)
+	case c.held:
+		l.interest(c, 0)
 	case l.draining: // still open: requests may be left in c.in
 		if len(c.in) > 0 {
 			l.process(c, c.in, true)
@@ -824,8 +843,8 @@ func (l *loop) drain(c *Conn) {
 	case c.state == stateLingering:
 		l.close(c, nil)
 		return
-	case c.state == stateClosing || len(c.out) > 0:
-		return // closed once written (flush)
+	case c.state == stateClosing || len(c.out) > 0 || c.held:
+		return // closed once written (flush) or resumed (resume)
 	}
 	for range drainReads {
 		n, err := read(c.fd, l.buf)
@@ -841,7 +860,7 @@ func (l *loop) drain(c *Conn) {
 			c.in = append(c.in, l.buf[:n]...)
 			l.process(c, c.in, true)
 		}
-		if c.state != stateOpen || len(c.out) > 0 {
+		if c.state != stateOpen || len(c.out) > 0 || c.held {
 			break
 		}
 	}
@@ -851,8 +870,83 @@ func (l *loop) drain(c *Conn) {
 // finishDrain closes c unless replies wait to be written; flush comes back
 // here once they are.
 func (l *loop) finishDrain(c *Conn) {
-	if c.state == stateOpen && len(c.out) == 0 {
+	if c.state == stateOpen && len(c.out) == 0 && !c.held {
 		l.close(c, nil)
+	}
+}
+
+// Hold tells the engine that the reply to the request OnData is handling
+// will come later, from another goroutine, through the returned Pending's
+// Resume: OnData returns, counting that request as consumed and with the
+// replies to the requests before it in out; the engine writes them and then
+// neither reads from c nor calls OnData for it until Resume. This is for
+// handlers that may block; a loop must never wait. Shutdown waits for held
+// requests; Close drops their replies.
+func (c *Conn) Hold() *Pending {
+	c.held = true
+	return &Pending{c: c, l: c.loop}
+}
+
+// Pending is a reply that a Handler prepares outside the loop.
+type Pending struct {
+	c *Conn
+	l *loop
+}
+
+type resumed struct {
+	c          *Conn
+	reply      []byte
+	closeAfter bool
+}
+
+// Resume hands the reply to the loop, which writes it and serves c again
+// (or closes it after the reply, with closeAfter). Call it once, from any
+// goroutine; reply is the caller's no more.
+func (p *Pending) Resume(reply []byte, closeAfter bool) {
+	l := p.l
+	l.mu.Lock()
+	if l.exited {
+		l.mu.Unlock()
+		return
+	}
+	l.resumed = append(l.resumed, resumed{c: p.c, reply: reply, closeAfter: closeAfter})
+	wake := !l.woken
+	l.woken = true
+	l.mu.Unlock()
+	if wake {
+		l.wake()
+	}
+}
+
+func (l *loop) resume(r resumed) {
+	c := r.c
+	if c.state == stateClosed || !c.held {
+		return // closed meanwhile (Close): the reply is dropped
+	}
+	c.held = false
+	l.send(c, r.reply)
+	switch {
+	case c.state != stateOpen:
+		return
+	case r.closeAfter:
+		l.beginClose(c)
+		return
+	case len(c.out) > 0:
+		return // send asked for EPOLLOUT; flush carries on
+	}
+	l.interest(c, readEvents)
+	if c.state != stateOpen {
+		return
+	}
+	if len(c.in) > 0 {
+		l.process(c, c.in, true)
+	}
+	switch {
+	case c.state != stateOpen:
+	case l.draining:
+		l.drain(c)
+	default:
+		l.retime(c, true)
 	}
 }
 

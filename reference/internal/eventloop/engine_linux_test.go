@@ -548,3 +548,90 @@ func TestServeAfterCloseFails(t *testing.T) {
 	}
 	e.Close()
 }
+
+// holdingHandler answers every request from another goroutine, once
+// release is closed, through Conn.Hold.
+type holdingHandler struct {
+	protoHandler
+	started chan struct{}
+	release chan struct{}
+	wg      sync.WaitGroup
+}
+
+func (h *holdingHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, bool) {
+	msg, n, err := h.f.Split(in, h.max)
+	if err != nil {
+		return n, out, false // these tests send whole, valid requests
+	}
+	reply, _ := eventloop.AppendReply(nil, h.f, msg)
+	p := c.Hold()
+	h.wg.Go(func() {
+		h.started <- struct{}{}
+		<-h.release
+		p.Resume(reply, false)
+	})
+	return n, out, false
+}
+
+func startHolding(t *testing.T, f protocol.Framing) (*server, *holdingHandler, func()) {
+	t.Helper()
+	h := &holdingHandler{protoHandler: protoHandler{f: f, max: 1 << 20}, started: make(chan struct{}, 16), release: make(chan struct{})}
+	e, err := eventloop.New(eventloop.Config{Handler: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{e: e, addr: ln.Addr().String(), served: make(chan error, 1)}
+	go func() { s.served <- e.Serve(ln) }()
+	var once sync.Once
+	release := func() { once.Do(func() { close(h.release) }) }
+	t.Cleanup(func() {
+		release()
+		e.Close()
+		h.wg.Wait()
+		<-s.served
+	})
+	return s, h, release
+}
+
+func TestHeldRequestsKeepTheirOrder(t *testing.T) {
+	s, h, release := startHolding(t, protocol.Len32)
+	c := dial(t, s.addr, protocol.Len32)
+	c.write(append(c.frame(protocol.EchoRequest("first")), c.frame(protocol.AddRequestOf(1, 2))...))
+	<-h.started
+	release()
+	c.expectEcho("first")
+	c.expectSum(3)
+}
+
+func TestShutdownWaitsForAHeldRequest(t *testing.T) {
+	s, h, release := startHolding(t, protocol.Len32)
+	partial := dial(t, s.addr, protocol.Len32)
+	partial.write([]byte{0, 0})
+	c := dial(t, s.addr, protocol.Len32)
+	c.write(append(c.frame(protocol.EchoRequest("held")), c.frame(protocol.EchoRequest("next"))...))
+	<-h.started
+	shut := make(chan error, 1)
+	go func() { shut <- s.e.Shutdown(context.Background()) }()
+	partial.expectEOF() // while the request is still held
+	release()
+	c.expectEcho("held")
+	c.expectEcho("next")
+	c.expectEOF()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+func TestCloseDropsAHeldRequest(t *testing.T) {
+	s, h, release := startHolding(t, protocol.Len32)
+	c := dial(t, s.addr, protocol.Len32)
+	c.write(c.frame(protocol.EchoRequest("held")))
+	<-h.started
+	s.e.Close()
+	c.expectEOF()
+	release()
+}

@@ -24,3 +24,14 @@ func (*Engine) Close() error { return nil }
 
 // Conns returns 0.
 func (*Engine) Conns() int { return 0 }
+
+type loop struct{}
+
+// Pending is a reply prepared outside the loop; see the Linux engine.
+type Pending struct{}
+
+// Hold returns nil: there is no engine here.
+func (*Conn) Hold() *Pending { return nil }
+
+// Resume does nothing.
+func (*Pending) Resume([]byte, bool) {}
