@@ -21,6 +21,9 @@ type Handler interface {
 	// longer than Config.ReadTimeout. What it appends to out is written
 	// before the connection is closed.
 	OnReadTimeout(c *Conn, out []byte) []byte
+	// OnOpen is called once per connection served (not for one refused at
+	// MaxConns), when its loop takes it.
+	OnOpen(c *Conn)
 	// OnClose is called once per connection that reached OnData's loop,
 	// after its descriptor is closed; err says why (nil for an orderly
 	// close).

@@ -252,6 +252,7 @@ func (e *Engine) adopt(fd int) {
 	c := &Conn{fd: fd}
 	if limit := int64(e.cfg.MaxConns); limit > 0 && e.conns.Add(1) > limit {
 		e.conns.Add(-1)
+		e.log.Warn("connection refused: at the connection limit", "max_conns", e.cfg.MaxConns)
 		c.state = stateClosing
 		c.out = e.cfg.Overloaded[:len(e.cfg.Overloaded):len(e.cfg.Overloaded)]
 	} else {
@@ -576,6 +577,9 @@ func (l *loop) install(c *Conn) {
 	}
 	l.conns[c.fd] = c
 	l.live++
+	if c.counted {
+		l.e.h.OnOpen(c)
+	}
 	switch {
 	case c.state == stateClosing: // refused: write the reply, then close
 		l.flush(c)
@@ -873,6 +877,23 @@ func (l *loop) finishDrain(c *Conn) {
 	if c.state == stateOpen && len(c.out) == 0 && !c.held {
 		l.close(c, nil)
 	}
+}
+
+// RemoteAddr returns the peer's address (getpeername(2)), or nil.
+func (c *Conn) RemoteAddr() net.Addr {
+	sa, err := unix.Getpeername(c.fd)
+	if err != nil {
+		return nil
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: a.Name, Net: "unix"}
+	}
+	return nil
 }
 
 // Hold tells the engine that the reply to the request OnData is handling

@@ -75,6 +75,12 @@ func (h *protoHandler) OnReadTimeout(c *eventloop.Conn, out []byte) []byte {
 
 func (h *protoHandler) OnClose(c *eventloop.Conn, err error) { h.closed.Add(1) }
 
+func (h *protoHandler) OnOpen(c *eventloop.Conn) {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+		panic(fmt.Sprintf("RemoteAddr() = %v, want a loopback TCP address", c.RemoteAddr()))
+	}
+}
+
 type server struct {
 	e      *eventloop.Engine
 	h      *protoHandler

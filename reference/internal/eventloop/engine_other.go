@@ -35,3 +35,6 @@ func (*Conn) Hold() *Pending { return nil }
 
 // Resume does nothing.
 func (*Pending) Resume([]byte, bool) {}
+
+// RemoteAddr returns nil.
+func (*Conn) RemoteAddr() net.Addr { return nil }
