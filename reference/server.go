@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"echoadd/protocol"
+	"echoadd/reference/internal/eventloop"
 )
 
 // DefaultListenAddr is where ListenAndServe listens when ListenAddr is empty:
@@ -70,6 +71,13 @@ type Server struct {
 	// The command line sets it from --shutdown-grace for SIGTERM and SIGINT.
 	ShutdownGrace time.Duration
 
+	// Engine is how connections are served: EngineEpoll (event loops, Linux
+	// only) or EngineGoroutine (a goroutine per connection). "" means
+	// DefaultEngine: EngineEpoll on Linux. Both serve the same protocol
+	// with the same limits, timeouts and shutdown; connections from a
+	// listener that does not yield sockets are served by goroutines.
+	Engine string
+
 	// Logger receives the start-up line ("listening on HOST:PORT", info),
 	// connection open and close (debug) and errors (warn). nil discards.
 	Logger *slog.Logger
@@ -87,6 +95,9 @@ type Server struct {
 	done       chan struct{}             // closed when inShutdown becomes true
 	quiet      chan struct{}             // closed once inShutdown and nothing runs
 	closeErr   error                     // from closing the listeners
+	epoll      *eventloop.Engine         // the epoll engine, once started
+
+	held sync.WaitGroup // goroutines running handle for the epoll engine
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -152,6 +163,13 @@ func (s *Server) Serve(l net.Listener) error {
 		slog.Duration("read_timeout", s.ReadTimeout),
 		slog.Int("max_conns", s.MaxConns))
 
+	loops, err := s.loops()
+	if err != nil {
+		return err
+	}
+	if loops != nil {
+		return s.serveLoops(l, loops)
+	}
 	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
@@ -319,19 +337,26 @@ func (s *Server) checkQuietLocked() {
 // listeners. Shutdown may be called more than once and concurrently with
 // Close.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.ShutdownGrace > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.ShutdownGrace)
+		defer cancel()
+	}
 	s.mu.Lock()
 	quiet := s.beginShutdownLocked()
 	for c := range s.conns {
 		c.drain()
 	}
 	closeErr := s.closeErr
+	loops := s.epoll
 	s.mu.Unlock()
 
-	var grace <-chan time.Time
-	if s.ShutdownGrace > 0 {
-		t := time.NewTimer(s.ShutdownGrace)
-		defer t.Stop()
-		grace = t.C
+	if loops != nil {
+		if err := loops.Shutdown(ctx); err != nil {
+			s.Close()
+			return err
+		}
+		s.held.Wait() // their replies are written: they are returning
 	}
 	select {
 	case <-quiet:
@@ -339,9 +364,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.Close()
 		return ctx.Err()
-	case <-grace:
-		s.Close()
-		return context.DeadlineExceeded
 	}
 }
 
@@ -356,7 +378,12 @@ func (s *Server) Close() error {
 		c.nc.Close()
 	}
 	closeErr := s.closeErr
+	loops := s.epoll
 	s.mu.Unlock()
+	if loops != nil {
+		loops.Close()
+		s.held.Wait()
+	}
 	<-quiet // closed connections unblock their goroutines at once
 	return closeErr
 }

@@ -22,7 +22,35 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// testEngine is the engine of the current run of the tests: TestMain runs
+// them all once per engine (or only on the one ECHOADD_TEST_ENGINE names),
+// and every Server the tests make uses it.
+var testEngine string
+
+func TestMain(m *testing.M) {
+	engines := []string{EngineGoroutine}
+	if DefaultEngine == EngineEpoll {
+		engines = append(engines, EngineEpoll)
+	}
+	if e := os.Getenv("ECHOADD_TEST_ENGINE"); e != "" {
+		engines = []string{e}
+	}
+	code := 0
+	for _, e := range engines {
+		testEngine = e
+		fmt.Printf("--- reference tests on the %s engine\n", e)
+		if c := m.Run(); c != 0 {
+			code = c
+		}
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // Named durations. Each bounds a wait that normally ends in milliseconds;
 // they are generous because the machine is shared.
@@ -37,6 +65,9 @@ const (
 // checks that Serve returned ErrServerClosed and that no goroutine is left.
 func start(t *testing.T, s *Server) string {
 	t.Helper()
+	if s.Engine == "" {
+		s.Engine = testEngine
+	}
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -750,7 +781,7 @@ func TestShutdownIdempotent(t *testing.T) {
 
 func TestListenAndServeAddr(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	s := &Server{ListenAddr: "127.0.0.1:0"}
+	s := &Server{ListenAddr: "127.0.0.1:0", Engine: testEngine}
 	if s.Addr() != nil {
 		t.Fatalf("Addr before serving = %v, want nil", s.Addr())
 	}
@@ -836,7 +867,7 @@ func emfile() error {
 func TestAcceptBackoff(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	l := &fakeListener{errs: []error{emfile(), emfile(), emfile(), errFakeClosed}}
-	if err := (&Server{}).Serve(l); !errors.Is(err, errFakeClosed) {
+	if err := (&Server{Engine: testEngine}).Serve(l); !errors.Is(err, errFakeClosed) {
 		t.Fatalf("Serve = %v, want %v", err, errFakeClosed)
 	}
 	if len(l.calls) != 4 {
@@ -854,7 +885,7 @@ func TestAcceptBackoff(t *testing.T) {
 func TestShutdownDuringAcceptBackoff(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	l := &fakeListener{errs: []error{emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile()}} // about 5 s of back-off
-	s := &Server{}
+	s := &Server{Engine: testEngine}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
 	waitFor(t, "backing off", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.calls) >= 2 })

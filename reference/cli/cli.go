@@ -57,6 +57,7 @@ type options struct {
 	idleTimeout    time.Duration
 	readTimeout    time.Duration
 	maxConns       int
+	engine         string
 	shutdownGrace  time.Duration
 	logLevel       string
 	logFormat      string
@@ -79,6 +80,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "close a connection with no request in progress after this long (0 = never)")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 10*time.Second, "send Error CODE_TIMEOUT and close a connection whose request takes longer than this to arrive (0 = never)")
 	fs.IntVar(&o.maxConns, "max-conns", 0, "most connections served at once; one more gets Error CODE_OVERLOADED and is closed (0 = no limit)")
+	fs.StringVar(&o.engine, "engine", "", "how connections are served: epoll (event loops, Linux only; the default there) or goroutine (one per connection; the default elsewhere)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 5*time.Second, "on SIGTERM or SIGINT, how long requests in progress may take before the connections are closed by force (0 = no limit)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "least severe log records written: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log record format: text or json")
@@ -129,6 +131,15 @@ func validate(o *options) error {
 	}
 	if o.maxConns < 0 {
 		errs = append(errs, fmt.Errorf("--max-conns %d: must not be negative; 0 means no limit", o.maxConns))
+	}
+	switch o.engine {
+	case "", reference.EngineGoroutine:
+	case reference.EngineEpoll:
+		if reference.DefaultEngine != reference.EngineEpoll {
+			errs = append(errs, fmt.Errorf("--engine epoll: not available on %s; use --engine goroutine", runtime.GOOS))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--engine %q: use epoll or goroutine", o.engine))
 	}
 	if _, ok := logLevels[o.logLevel]; !ok {
 		errs = append(errs, fmt.Errorf("--log-level %q: use debug, info, warn or error", o.logLevel))
@@ -210,6 +221,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		IdleTimeout:    o.idleTimeout,
 		ReadTimeout:    o.readTimeout,
 		MaxConns:       o.maxConns,
+		Engine:         o.engine,
 		ShutdownGrace:  o.shutdownGrace,
 		Logger:         log,
 	}

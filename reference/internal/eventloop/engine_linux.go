@@ -155,7 +155,9 @@ func (e *Engine) accept(ln net.Listener) error {
 		if err != nil {
 			var errno syscall.Errno
 			if errors.As(err, &errno) && temporary(errno) {
-				backoff = e.pause(backoff, err)
+				if backoff = e.pause(backoff, err); e.stopped() {
+					return ErrClosed
+				}
 				continue
 			}
 			return err
@@ -242,6 +244,16 @@ func (e *Engine) pause(d time.Duration, err error) time.Duration {
 	case <-e.quit:
 	}
 	return d
+}
+
+// stopped reports whether Shutdown or Close has begun.
+func (e *Engine) stopped() bool {
+	select {
+	case <-e.quit:
+		return true
+	default:
+		return false
+	}
 }
 
 // adopt hands a new non-blocking socket to the least loaded loop.
