@@ -50,6 +50,11 @@ func runComparator(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "echoadd-bench comparator: --max-message-size must be at least %d\n", protocol.MinMaxMessageSize)
 		return exitUsage
 	}
+	// Catch the signals before listening: a client may send SIGTERM as
+	// soon as the port accepts (EA-STOP-4).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(sig)
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "echoadd-bench comparator: %v\n", err)
@@ -58,9 +63,6 @@ func runComparator(args []string, stdout, stderr io.Writer) int {
 	s := &comparator.Server{Framing: framing, MaxMessageSize: maxSize}
 	fmt.Fprintf(stderr, "comparator: %s framing, listening on %s\n", framing, l.Addr())
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
-	defer signal.Stop(sig)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
 	select {

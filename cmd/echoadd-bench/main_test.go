@@ -2,17 +2,22 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"echoadd/bench"
+	"echoadd/protocol"
+	"echoadd/suite/harness"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/help.golden")
@@ -200,5 +205,48 @@ func TestNoServerBinary(t *testing.T) {
 	code := run([]string{"--duration", "100ms"}, &stdout, &stderr)
 	if code != exitFailed || !strings.Contains(stderr.String(), "no server to measure") || !strings.Contains(stderr.String(), "--server-bin") {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+}
+
+// `echoadd-bench comparator` exits 0 on SIGTERM, with idle connections
+// open, which it closes (EA-STOP-3, EA-STOP-4). `exec`: dash would
+// otherwise stay as the group leader, and die of the SIGTERM itself.
+func TestComparatorStopsCleanly(t *testing.T) {
+	p, err := harness.Start(context.Background(), harness.StartOptions{
+		Command: "exec " + self(t) + " comparator --listen 127.0.0.1:{port} --framing len32",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", p.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// A round trip: the server has accepted the connection.
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		req, err := protocol.Len32.AppendMessage(nil, protocol.EchoRequest("idle from now on"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bench.NewReplyReader(c, protocol.Len32, 0).Next(); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	exit := p.Stop(5 * time.Second)
+	if exit.Code != 0 || exit.Signal != "" || exit.Killed {
+		t.Fatalf("got %v, want exit status 0", exit)
+	}
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+			t.Fatalf("connection %d: got %d bytes, %v; want EOF", i, n, err)
+		}
 	}
 }
