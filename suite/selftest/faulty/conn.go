@@ -158,22 +158,31 @@ func (c *conn) split(buf []byte) ([]byte, int, error) {
 }
 
 // mergeRead is merge's reading: whatever one read returns is one message.
+// In raw framing the whole read is decoded as one request (protobuf merges
+// the fields); in framed modes the first whole frame is served and the
+// other whole frames of the read are dropped, a partial one kept.
 func (c *conn) mergeRead(chunk []byte) error {
 	if c.srv.Framing == protocol.Raw {
 		return c.handle(slices.Clone(chunk))
 	}
 	c.in = append(c.in, chunk...)
-	msg, _, err := c.split(c.in)
-	if errors.Is(err, protocol.ErrIncomplete) {
-		return nil
+	for first := true; len(c.in) > 0; first = false {
+		msg, n, err := c.split(c.in)
+		if errors.Is(err, protocol.ErrIncomplete) {
+			return nil
+		}
+		if err != nil {
+			c.queue(protocol.ErrorReplyFor(err))
+			return errClose
+		}
+		if first {
+			if err := c.handle(msg); err != nil {
+				return err
+			}
+		}
+		c.in = c.in[n:]
 	}
-	if err != nil {
-		c.queue(protocol.ErrorReplyFor(err))
-		return errClose
-	}
-	err = c.handle(msg)
-	c.in = c.in[:0] // the rest of the read "was part of it"
-	return err
+	return nil
 }
 
 // read reads from the client with the deadline the protocol allows: the
@@ -378,7 +387,7 @@ func (c *conn) flush() error {
 		return nil
 	}
 	if c.srv.Fault == Reorder {
-		slices.Reverse(c.pending)
+		c.reverseEchoes()
 	}
 	if c.srv.Fault == Slow && c.delay {
 		time.Sleep(time.Until(c.readAt.Add(slowDelay)))
@@ -409,6 +418,30 @@ func (c *conn) flush() error {
 		}
 	}
 	return nil
+}
+
+// reverseEchoes is reorder's fault: the echo replies among the pending
+// ones swap places last-first; other replies stay where they are.
+func (c *conn) reverseEchoes() {
+	var at []int
+	for i, b := range c.pending {
+		if c.isEcho(b) {
+			at = append(at, i)
+		}
+	}
+	for i, j := 0, len(at)-1; i < j; i, j = i+1, j-1 {
+		c.pending[at[i]], c.pending[at[j]] = c.pending[at[j]], c.pending[at[i]]
+	}
+}
+
+// isEcho reports whether an encoded reply frame is an echo reply.
+func (c *conn) isEcho(frame []byte) bool {
+	msg, n, err := c.srv.Framing.Split(frame, len(frame))
+	if err != nil || n != len(frame) {
+		return false
+	}
+	var reply protocol.ServerMessage
+	return proto.Unmarshal(msg, &reply) == nil && reply.GetEchoMessage() != nil
 }
 
 // lingerClose closes after an Error reply while the client may still be

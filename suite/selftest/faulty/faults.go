@@ -33,11 +33,11 @@ const (
 	SmallBuffer     Fault = "small-buffer"      // a 512-byte request buffer: larger requests are too large
 
 	// Framing and writing.
-	Merge         Fault = "merge"           // one read is one message: requests sent together are merged or dropped
+	Merge         Fault = "merge"           // one read is one message: whole requests after the first in a read are dropped
 	TruncateLarge Fault = "truncate-large"  // a reply over 512 bytes is cut to 512 (a fixed write buffer)
 	SplitWrite    Fault = "split-write"     // writes a reply over 1000 bytes in two pieces, with a pause between them
 	ExtraBytes    Fault = "extra-bytes"     // writes an empty frame after each reply (a "keep-alive")
-	Reorder       Fault = "reorder"         // answers the requests of one read last-first
+	Reorder       Fault = "reorder"         // answers the echoes among the requests of one read last-first (a LIFO of echoes)
 	Slow          Fault = "slow"            // a request over 4 KiB is answered 1.5 s late (a queue drained on a timer)
 	CloseAfterOne Fault = "close-after-one" // closes the connection after the first reply
 	VarintOneByte Fault = "varint-1byte"    // varint framing: writes the length as one byte
