@@ -118,6 +118,19 @@ var _ = Describe("Framing", func() {
 		Expect(c.ExpectSum(-7, 1000, 993)).To(Conform())
 	})
 
+	It("serves a request cut in two at every offset", req(sFraming, pieceIDs()...), specTimeout(), func(ctx SpecContext) {
+		s := begin(ctx)
+		c := s.dial()
+		for _, m := range []*protocol.ClientMessage{protocol.EchoRequest("Hello, World!"), protocol.AddRequestOf(10, 20)} {
+			b, err := c.Frame(m)
+			Expect(err).NotTo(HaveOccurred())
+			for k := 1; k < len(b); k++ {
+				Expect(c.SendSplit(cut(b, k), s.w.pause/4)).To(Conform())
+				expectAnswers(c, []*protocol.ClientMessage{m})
+			}
+		}
+	})
+
 	It("answers two requests that arrive in one write, in order", req(sFraming, pieceIDs()...), specTimeout(), func(ctx SpecContext) {
 		c := begin(ctx).dial()
 		Expect(c.Send(protocol.EchoRequest("first of two"), protocol.AddRequestOf(30, 12))).To(Conform())

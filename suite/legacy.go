@@ -47,7 +47,7 @@ var _ = Describe("Legacy parity: the original exercise's tests", Ordered, func()
 	It("serves four concurrent client threads of three messages each", req(sLegacy, "EA-CONC-1", "EA-ECHO-1"), specTimeout(), func(ctx SpecContext) {
 		s := begin(ctx)
 		Expect(parallel(4, func(i int) error {
-			c, err := s.tryDial(shared.addr)
+			c, err := s.tryShared()
 			if err != nil {
 				return err
 			}

@@ -42,6 +42,25 @@ var _ = Describe("Limits and timeouts", func() {
 		Expect(c.ExpectClosed(s.w.closing)).To(Conform())
 	})
 
+	It("answers a request of the maximum + 1 bytes, sent whole, with Error (CODE_TOO_LARGE), then closes", req(sLimits, "EA-LIM-2"), specTimeout(), func(ctx SpecContext) {
+		s := begin(ctx)
+		c := s.dial()
+		n, size := contentForSize(cfg.MaxMessageSize + 1)
+		if size <= cfg.MaxMessageSize {
+			n++
+		}
+		b, err := c.Frame(protocol.EchoRequest(pattern(n)))
+		Expect(err).NotTo(HaveOccurred())
+		c.Note("an echo request of %d bytes, one write: the maximum is %d", echoSize(n), cfg.MaxMessageSize)
+		// The server may close while the request is still arriving; the
+		// write failing then is no fault. Its Error reply should still be
+		// readable (PROTOCOL.md, section 7: "closed by the server").
+		_ = c.SendRaw(b)
+		_, err = c.ExpectErrorReply(protocol.Code_CODE_TOO_LARGE)
+		Expect(err).To(Conform())
+		Expect(c.ExpectClosed(s.w.closing)).To(Conform())
+	})
+
 	It("closes a connection whose request stays partly sent for longer than the read timeout", req(sLimits, "EA-LIM-3"), specTimeout(), func(ctx SpecContext) {
 		if cfg.ReadTimeout == 0 {
 			Skip("the target declares no read timeout")

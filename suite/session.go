@@ -23,8 +23,23 @@ const harnessErrorPrefix = "HARNESS ERROR"
 // target address, or the process BeforeSuite started from ServerCmd. Set in
 // BeforeSuite, read by specs.
 var shared struct {
+	mu   sync.Mutex // guards addr and proc: concurrency specs dial from goroutines
 	addr string
 	proc *harness.Process // nil with a target address
+}
+
+// sharedTarget is the shared server's address and process (nil with a
+// target address).
+func sharedTarget() (string, *harness.Process) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	return shared.addr, shared.proc
+}
+
+func setShared(addr string, p *harness.Process) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	shared.addr, shared.proc = addr, p
 }
 
 var _ = BeforeSuite(func(ctx SpecContext) {
@@ -40,16 +55,37 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 			Fail(harnessErrorPrefix + ": " + harness.DialError(cfg.Target, err).Error())
 		}
 		c.Close()
-		shared.addr, shared.proc = cfg.Target, nil
+		setShared(cfg.Target, nil)
 		return
 	}
 	p, err := harness.Start(ctx, harness.StartOptions{Command: cfg.ServerCmd, Stdout: cfg.Stdout, Stderr: cfg.Stderr, StartTimeout: w.start})
 	if err != nil {
 		Fail(harnessErrorPrefix + ": " + err.Error())
 	}
-	shared.addr, shared.proc = p.Addr, p
-	DeferCleanup(func() { p.Stop(w.grace) })
+	setShared(p.Addr, p)
+	DeferCleanup(func() {
+		if _, p := sharedTarget(); p != nil { // the last one, if it had to be restarted
+			p.Stop(w.grace)
+		}
+	})
 })
+
+// restartIfGone restarts the shared server if it has exited (crashed,
+// most likely, in an earlier spec, which failed for it), so that one crash
+// does not fail every later spec. The spec that notices says so in a
+// report entry.
+func restartIfGone(ctx context.Context, cfg Config) {
+	_, p := sharedTarget()
+	if p == nil || p.Running() {
+		return
+	}
+	AddReportEntry("shared server restarted", fmt.Sprintf("the server process had exited (%v) before this spec; it was started again\n%s", p.ExitStatus(), p.OutputSection()))
+	again, err := harness.Start(ctx, harness.StartOptions{Command: cfg.ServerCmd, Stdout: cfg.Stdout, Stderr: cfg.Stderr, StartTimeout: cfg.windows().start})
+	if err != nil {
+		Fail(harnessErrorPrefix + ": restarting the server after it exited: " + err.Error())
+	}
+	setShared(again.Addr, again)
+}
 
 // session is one spec's view of the target: its configuration, windows and
 // connections. Create it first thing in a spec with begin.
@@ -71,6 +107,7 @@ func begin(ctx context.Context) *session {
 		fmt.Fprintf(cfg.Transcript, "=== %s\n", CurrentSpecReport().FullText())
 	}
 	DeferCleanup(s.closeAll)
+	restartIfGone(ctx, cfg)
 	return s
 }
 
@@ -83,7 +120,10 @@ func (s *session) closeAll() {
 }
 
 // dial connects to the shared server, failing the spec if it cannot.
-func (s *session) dial() *harness.Client { return s.dialAddr(shared.addr) }
+func (s *session) dial() *harness.Client {
+	addr, _ := sharedTarget()
+	return s.dialAddr(addr)
+}
 
 // dialAddr connects to addr, failing the spec if it cannot.
 func (s *session) dialAddr(addr string) *harness.Client {
@@ -92,6 +132,12 @@ func (s *session) dialAddr(addr string) *harness.Client {
 		s.fail(nil, nil, err.Error(), "a connection")
 	}
 	return c
+}
+
+// tryShared connects to the shared server; safe to call from any goroutine.
+func (s *session) tryShared() (*harness.Client, error) {
+	addr, _ := sharedTarget()
+	return s.tryDial(addr)
 }
 
 // tryDial connects to addr; safe to call from any goroutine.
@@ -108,7 +154,7 @@ func (s *session) tryDial(addr string) (*harness.Client, error) {
 		Live:           s.cfg.Transcript,
 	})
 	if err != nil {
-		if p := shared.proc; p != nil && addr == p.Addr && !p.Running() {
+		if _, p := sharedTarget(); p != nil && addr == p.Addr && !p.Running() {
 			err = fmt.Errorf("%w; the server process has exited: %v\n%s", err, p.ExitStatus(), p.OutputSection())
 		}
 		return nil, err
@@ -147,12 +193,15 @@ func (s *session) mustStart() *harness.Process {
 }
 
 // fail fails the spec: requirement IDs (nil: the spec's own) and a
-// one-line got/want, then the transcripts of c, or of every connection of
-// the spec when c is nil.
-func (s *session) fail(c *harness.Client, ids []string, got, want string) {
+// one-line got/want, then any details (e.g. the server's output), then the
+// transcripts of c, or of every connection of the spec when c is nil.
+func (s *session) fail(c *harness.Client, ids []string, got, want string, details ...string) {
 	var b strings.Builder
 	b.WriteString(idLine(ids))
 	fmt.Fprintf(&b, "got %s, want %s\n", got, want)
+	for _, d := range details {
+		b.WriteString("\n" + strings.TrimRight(d, "\n") + "\n")
+	}
 	if c != nil {
 		b.WriteString("\n" + c.Transcript().Tail(40))
 	} else {

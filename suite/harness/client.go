@@ -65,6 +65,7 @@ type Client struct {
 	pending  []time.Time // when each valid request not yet answered was sent whole
 	probes   int
 	closedWr bool
+	recent   [][]byte // the last replies' bodies, to recognise a repeat
 }
 
 type arrival struct {
@@ -385,6 +386,14 @@ func (c *Client) decode(n, prefix int) outcome {
 		return o
 	}
 	r := &Reply{Index: c.replies, Msg: msg, Strict: strict, Frame: frame, Prefix: prefix, First: first, Last: last}
+	for i, body := range c.recent {
+		if string(body) == string(r.Body()) {
+			r.repeats = c.replies - len(c.recent) + i
+		}
+	}
+	if c.recent = append(c.recent, r.Body()); len(c.recent) > 4 {
+		c.recent = c.recent[1:]
+	}
 	if strict != nil {
 		c.tr.note("%s (not as the schema defines it: %v)", r, strict)
 	} else {

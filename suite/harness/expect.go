@@ -55,7 +55,10 @@ func (c *Client) ExpectEcho(content string) error {
 		return err
 	}
 	if got := r.Msg.GetEchoMessage().GetContent(); got != content {
-		return c.fail(nil, fmt.Sprintf("echo_message %s (%d bytes, %s)", quote(got), len(got), firstDifference(got, content)), fmt.Sprintf("%s (%d bytes)", want, len(content)))
+		if r.repeats > 0 {
+			return c.fail([]string{"EA-CONN-1"}, fmt.Sprintf("%s, a copy of reply #%d", r, r.repeats), want)
+		}
+		return c.fail(nil, fmt.Sprintf("echo_message %s: %d bytes, %s", quote(got), len(got), firstDifference(got, content)), fmt.Sprintf("%s: %d bytes", want, len(content)))
 	}
 	return c.checkLatency(r)
 }
@@ -72,6 +75,9 @@ func (c *Client) ExpectSum(a, b, want int32) error {
 		return err
 	}
 	if got := r.Msg.GetAddResponse().GetResult(); got != want {
+		if r.repeats > 0 {
+			return c.fail([]string{"EA-CONN-1"}, fmt.Sprintf("%s, a copy of reply #%d", r, r.repeats), wantText)
+		}
 		return c.fail(nil, fmt.Sprintf("add_response result=%d", got), wantText)
 	}
 	return c.checkLatency(r)

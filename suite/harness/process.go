@@ -197,13 +197,16 @@ func (p *Process) Signal(sig syscall.Signal) error {
 // Stop sends SIGTERM to the process group, waits up to grace for the
 // process to exit, then sends SIGKILL. It returns how the process ended.
 // Calling it again returns the same Exit.
-func (p *Process) Stop(grace time.Duration) Exit {
+func (p *Process) Stop(grace time.Duration) Exit { return p.StopWith(syscall.SIGTERM, grace) }
+
+// StopWith is Stop with another signal than SIGTERM, e.g. SIGINT.
+func (p *Process) StopWith(sig syscall.Signal, grace time.Duration) Exit {
 	p.exitMu.Lock()
 	if p.stopping.IsZero() && p.Running() {
 		p.stopping = time.Now()
 	}
 	p.exitMu.Unlock()
-	p.Signal(syscall.SIGTERM) //nolint:errcheck // ESRCH only: already gone
+	p.Signal(sig) //nolint:errcheck // ESRCH only: already gone
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {

@@ -25,6 +25,8 @@ type Reply struct {
 	First  time.Time // when its first byte arrived
 	Last   time.Time // when its last byte arrived
 	Sent   time.Time // when the request it answers was sent whole; zero if not known
+
+	repeats int // the index of an earlier reply with the same bytes, or 0
 }
 
 // Body is the reply's message encoding, without the prefix.

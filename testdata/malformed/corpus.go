@@ -32,7 +32,8 @@ type Case struct {
 	Frame        bool               // "wrap: frame": Body goes behind the framing's length prefix
 	Declare      *uint64            // "declare:": the length the prefix declares instead of len(Body)
 	CloseWrite   bool               // "after: close-write": the client half-closes after sending
-	Codes        []protocol.Code    // the Error replies a server should send, in order
+	Codes        []protocol.Code    // the Error replies a server should send, in order ("codes: none": no reply is due)
+	Optional     []protocol.Code    // "optional:": an Error reply with one of these codes may come before the close
 	Requirements []string           // the requirement IDs the case exercises
 }
 
@@ -159,16 +160,20 @@ func (c *Case) set(key, value string) error {
 		}
 		c.CloseWrite = true
 	case "codes":
-		for _, name := range strings.Fields(value) {
-			v, ok := protocol.Code_value[name]
-			if !ok {
-				return fmt.Errorf("unknown code %q", name)
-			}
-			c.Codes = append(c.Codes, protocol.Code(v))
+		if value == "none" {
+			return nil
 		}
-		if len(c.Codes) == 0 {
-			return fmt.Errorf("no code")
+		codes, err := parseCodes(value)
+		if err != nil {
+			return err
 		}
+		c.Codes = codes
+	case "optional":
+		codes, err := parseCodes(value)
+		if err != nil {
+			return err
+		}
+		c.Optional = codes
 	case "requirements":
 		c.Requirements = strings.Fields(value)
 		for _, id := range c.Requirements {
@@ -180,4 +185,20 @@ func (c *Case) set(key, value string) error {
 		return fmt.Errorf("unknown key")
 	}
 	return nil
+}
+
+// parseCodes parses Code names separated by spaces.
+func parseCodes(value string) ([]protocol.Code, error) {
+	var codes []protocol.Code
+	for _, name := range strings.Fields(value) {
+		v, ok := protocol.Code_value[name]
+		if !ok {
+			return nil, fmt.Errorf("unknown code %q", name)
+		}
+		codes = append(codes, protocol.Code(v))
+	}
+	if len(codes) == 0 {
+		return nil, fmt.Errorf("no code (write none for no reply)")
+	}
+	return codes, nil
 }
