@@ -1,0 +1,336 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"echoadd/protocol"
+)
+
+// A test binary run with HARNESS_HELPER set is a tiny server for the
+// process tests: it listens on the port given and exits on SIGTERM, or
+// not ("ignore-term").
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("HARNESS_HELPER"); mode != "" {
+		os.Exit(helper(mode, os.Args[len(os.Args)-1]))
+	}
+	os.Exit(m.Run())
+}
+
+func helper(mode, port string) int {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		return 1
+	}
+	os.Stderr.WriteString("listening on " + l.Addr().String() + "\n")
+	<-sig
+	if mode == "ignore-term" {
+		select {}
+	}
+	return 0
+}
+
+func helperCommand(mode string) string {
+	return "HARNESS_HELPER=" + mode + " exec " + os.Args[0] + " {port}"
+}
+
+func TestSplitReply(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		framing         protocol.Framing
+		hex             []byte
+		n, prefix, skip int
+		err             string // "", "incomplete", or a substring of the errNotFrame
+	}{
+		{"raw echo", protocol.Raw, []byte{0x0a, 0x02, 0x0a, 0x00, 0x12}, 4, 0, 0, ""},
+		{"raw add", protocol.Raw, []byte{0x12, 0x02, 0x08, 0x1e}, 4, 0, 0, ""},
+		{"raw error", protocol.Raw, []byte{0x1a, 0x02, 0x08, 0x01}, 4, 0, 0, ""},
+		{"raw skips field 5", protocol.Raw, []byte{0x28, 0x01, 0x12, 0x00}, 2, 0, 2, ""},
+		{"raw incomplete", protocol.Raw, []byte{0x0a, 0x05, 0x0a}, 0, 0, 0, "incomplete"},
+		{"raw field 0", protocol.Raw, []byte{0x00, 0x00, 0x00, 0x02}, 0, 0, 0, "not a valid field tag"},
+		{"raw wire type 7", protocol.Raw, []byte{0x0f}, 0, 0, 0, "wire type 7"},
+		{"len32", protocol.Len32, []byte{0, 0, 0, 2, 0x12, 0x00, 0xff}, 6, 4, 0, ""},
+		{"len32 too large", protocol.Len32, []byte{0xff, 0xff, 0xff, 0xff}, 0, 0, 0, "larger than the maximum"},
+		{"varint", protocol.Varint, []byte{0x02, 0x12, 0x00}, 3, 1, 0, ""},
+		{"varint incomplete", protocol.Varint, []byte{0x80}, 0, 0, 0, "incomplete"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, prefix, skip, err := splitReply(tc.framing, tc.hex, 1<<20)
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatalf("error %v", err)
+			case tc.err == "incomplete" && !errors.Is(err, protocol.ErrIncomplete):
+				t.Fatalf("got %v, want ErrIncomplete", err)
+			case tc.err != "" && tc.err != "incomplete" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("got %v, want an error containing %q", err, tc.err)
+			}
+			if err == nil && (n != tc.n || prefix != tc.prefix || skip != tc.skip) {
+				t.Fatalf("got n=%d prefix=%d skipped=%d, want %d %d %d", n, prefix, skip, tc.n, tc.prefix, tc.skip)
+			}
+		})
+	}
+}
+
+func TestFramingHint(t *testing.T) {
+	echo := []byte{0x0a, 0x03, 0x0a, 0x01, 'x'}
+	for _, tc := range []struct {
+		name    string
+		current protocol.Framing
+		bytes   []byte
+		want    string
+	}{
+		{"len32 read as raw", protocol.Raw, protocol.Len32.AppendFrame(nil, echo), "--framing len32"},
+		{"varint read as raw", protocol.Raw, protocol.Varint.AppendFrame(nil, echo), "--framing varint"},
+		{"raw read as len32", protocol.Len32, echo, "--framing raw"},
+		{"raw read as varint", protocol.Varint, echo, "--framing raw"},
+		{"garbage", protocol.Raw, []byte{0xde, 0xad, 0xbe, 0xef}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := framingHint(tc.bytes, tc.current)
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Fatalf("got hint %q, want one naming %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// fakeServer accepts one connection and hands it to serve.
+func fakeServer(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		serve(c)
+	}()
+	return l.Addr().String()
+}
+
+// replyWith answers each raw request with reply(request).
+func replyWith(reply func(*protocol.ClientMessage) []byte) func(net.Conn) {
+	return func(c net.Conn) {
+		d := protocol.NewDecoder(c, protocol.Raw, 0)
+		for {
+			req, err := d.DecodeRequest()
+			if err != nil {
+				return
+			}
+			c.Write(reply(req))
+		}
+	}
+}
+
+func encode(m *protocol.ServerMessage) []byte {
+	b, _ := protocol.Raw.AppendMessage(nil, m)
+	return b
+}
+
+func dial(t *testing.T, addr string) *Client {
+	t.Helper()
+	c, err := Dial(context.Background(), addr, Options{Latency: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func failureOf(t *testing.T, err error) *Failure {
+	t.Helper()
+	var f *Failure
+	if !errors.As(err, &f) {
+		t.Fatalf("got %v, want a *Failure", err)
+	}
+	return f
+}
+
+func TestClientChecks(t *testing.T) {
+	quiet := Window{Name: "quiet", D: 30 * time.Millisecond}
+	echo := replyWith(func(r *protocol.ClientMessage) []byte {
+		if e := r.GetEchoMessage(); e != nil {
+			return encode(protocol.EchoReply(e.GetContent()))
+		}
+		return encode(protocol.AddReply(r.GetAddRequest().GetA() + r.GetAddRequest().GetB()))
+	})
+
+	t.Run("a correct server passes", func(t *testing.T) {
+		c := dial(t, fakeServer(t, echo))
+		for _, err := range []error{c.Echo("Hello, World!"), c.Add(10, 20), c.ExpectSilence(quiet), c.Probe()} {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		tr := c.Transcript().String()
+		for _, want := range []string{"0a 0f 0a 0d 48 65", `request #1: echo_message "Hello, World!"`, "reply #2: add_response result=30", "nothing arrived within the quiet window"} {
+			if !strings.Contains(tr, want) {
+				t.Errorf("transcript lacks %q:\n%s", want, tr)
+			}
+		}
+	})
+
+	t.Run("a wrong sum fails with the spec's IDs", func(t *testing.T) {
+		c := dial(t, fakeServer(t, replyWith(func(r *protocol.ClientMessage) []byte {
+			return encode(protocol.AddReply(r.GetAddRequest().GetA()))
+		})))
+		f := failureOf(t, c.Add(10, 20))
+		if len(f.IDs) != 0 || !strings.Contains(f.Reason(), "got add_response result=10, want add_response result=30") {
+			t.Fatalf("got %v", f)
+		}
+	})
+
+	t.Run("the wrong reply kind is EA-MSG-1", func(t *testing.T) {
+		c := dial(t, fakeServer(t, replyWith(func(*protocol.ClientMessage) []byte { return encode(protocol.EchoReply("30")) })))
+		if f := failureOf(t, c.Add(10, 20)); f.IDs[0] != "EA-MSG-1" {
+			t.Fatalf("got %v", f)
+		}
+	})
+
+	t.Run("a late reply is EA-CONN-6", func(t *testing.T) {
+		c := dial(t, fakeServer(t, replyWith(func(r *protocol.ClientMessage) []byte {
+			time.Sleep(300 * time.Millisecond) // the fault under test: a slow server
+			return encode(protocol.EchoReply(r.GetEchoMessage().GetContent()))
+		})))
+		if f := failureOf(t, c.Echo("late")); f.IDs[0] != "EA-CONN-6" {
+			t.Fatalf("got %v", f)
+		}
+	})
+
+	t.Run("an extra reply is EA-CONN-1", func(t *testing.T) {
+		c := dial(t, fakeServer(t, replyWith(func(r *protocol.ClientMessage) []byte {
+			b := encode(protocol.EchoReply(r.GetEchoMessage().GetContent()))
+			return append(b, b...)
+		})))
+		if err := c.Echo("twice"); err != nil {
+			t.Fatal(err)
+		}
+		if f := failureOf(t, c.ExpectSilence(quiet)); f.IDs[0] != "EA-CONN-1" {
+			t.Fatalf("got %v", f)
+		}
+	})
+
+	t.Run("no success accepts an error, a close and silence, and rejects success", func(t *testing.T) {
+		c := dial(t, fakeServer(t, func(conn net.Conn) {
+			conn.Write(encode(protocol.ErrorReply(protocol.Code_CODE_MALFORMED, "")))
+			io.ReadFull(conn, make([]byte, 1))
+			conn.Write(encode(protocol.EchoReply("")))
+		}))
+		if o, err := c.ExpectNoSuccess(quiet); err != nil || o.Reply == nil {
+			t.Fatalf("error reply: got %v, %v", o, err)
+		}
+		if o, err := c.ExpectNoSuccess(quiet); err != nil || !o.Silent {
+			t.Fatalf("silence: got %v, %v", o, err)
+		}
+		c.SendRaw([]byte{0})
+		if _, err := c.ExpectNoSuccess(quiet); err == nil {
+			t.Fatal("a success reply passed")
+		}
+		if o, err := c.ExpectNoSuccess(quiet); err != nil || o.Closed == nil {
+			t.Fatalf("close: got %v, %v", o, err)
+		}
+		if err := c.ExpectClosed(quiet); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("a len32 server read as raw gets a framing hint", func(t *testing.T) {
+		c := dial(t, fakeServer(t, func(conn net.Conn) {
+			conn.Write(protocol.Len32.AppendFrame(nil, encode(protocol.EchoReply("x"))))
+		}))
+		f := failureOf(t, c.ExpectEcho("x"))
+		if f.IDs[0] != "EA-FRAME-1" || !strings.Contains(f.Hint, "--framing len32") {
+			t.Fatalf("got %v", f)
+		}
+	})
+
+	t.Run("a field 3 that is not an Error is EA-ERR-2", func(t *testing.T) {
+		c := dial(t, fakeServer(t, func(conn net.Conn) {
+			conn.Write(append([]byte{0x1a, 0x02}, "no"...))
+		}))
+		_, err := c.ExpectErrorReply()
+		if f := failureOf(t, err); f.IDs[0] != "EA-ERR-2" {
+			t.Fatalf("got %v", f)
+		}
+	})
+}
+
+func TestDialLocalhostHint(t *testing.T) {
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Dial(context.Background(), net.JoinHostPort("localhost", itoa(port)), Options{})
+	if err == nil || !strings.Contains(err.Error(), "::1") {
+		t.Fatalf("got %v, want the localhost hint", err)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestStart(t *testing.T) {
+	ctx := context.Background()
+	t.Run("no {port}", func(t *testing.T) {
+		if _, err := Start(ctx, StartOptions{Command: "true"}); !errors.Is(err, ErrNoPort) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("exits before listening", func(t *testing.T) {
+		_, err := Start(ctx, StartOptions{Command: "echo cannot start >&2; exit 3 # {port}"})
+		if err == nil || !strings.Contains(err.Error(), "cannot start") || !strings.Contains(err.Error(), "exit status 3") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("never listens", func(t *testing.T) {
+		start := time.Now()
+		_, err := Start(ctx, StartOptions{Command: "echo waiting; exec sleep 30 # {port}", StartTimeout: 200 * time.Millisecond})
+		if err == nil || !strings.Contains(err.Error(), "did not accept") || !strings.Contains(err.Error(), "waiting") {
+			t.Fatalf("got %v", err)
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("took %v", time.Since(start))
+		}
+	})
+	t.Run("listens, uses CPU time, stops with exit 0", func(t *testing.T) {
+		p, err := Start(ctx, StartOptions{Command: helperCommand("serve")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.CPUTime(); err != nil && !errors.Is(err, ErrCPUTimeUnsupported) {
+			t.Fatal(err)
+		}
+		e := p.Stop(5 * time.Second)
+		if e.Code != 0 || e.Killed || e.Signal != "" {
+			t.Fatalf("got %v", e)
+		}
+		if !strings.Contains(p.Output(), "listening on") {
+			t.Fatalf("output %q", p.Output())
+		}
+	})
+	t.Run("ignores SIGTERM: killed after the grace period", func(t *testing.T) {
+		p, err := Start(ctx, StartOptions{Command: helperCommand("ignore-term")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := p.Stop(200 * time.Millisecond)
+		if !e.Killed || e.After < 200*time.Millisecond {
+			t.Fatalf("got %v", e)
+		}
+	})
+}
