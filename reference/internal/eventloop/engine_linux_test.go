@@ -641,3 +641,26 @@ func TestCloseDropsAHeldRequest(t *testing.T) {
 	c.expectEOF()
 	release()
 }
+
+func TestSteadyStateAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	s := start(t, protocol.Len32, eventloop.Config{})
+	c := dial(t, s.addr, protocol.Len32)
+	req := c.frame(protocol.EchoRequest("0123456789abcdef"))
+	reply := make([]byte, len(c.frame(protocol.EchoReply("0123456789abcdef"))))
+	roundTrip := func() {
+		c.write(req)
+		if _, err := io.ReadFull(c.nc, reply); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 100 {
+		roundTrip()
+	}
+	// Counts every goroutine's allocations, the loops' included.
+	if allocs := testing.AllocsPerRun(500, roundTrip); allocs != 0 {
+		t.Fatalf("%v allocations per round trip, want 0", allocs)
+	}
+}

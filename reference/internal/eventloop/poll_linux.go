@@ -29,6 +29,13 @@ type poller struct {
 	file     *os.File        // owns epfd; nil if it could not be made
 	rc       syscall.RawConn // file's, registered with Go's poller; nil: block in epoll_wait instead
 	deadline bool            // a read deadline is set on file
+
+	// look is the function RawConn.Read calls, made once so that waiting
+	// allocates nothing; it reads events and leaves its results in n, err.
+	look   func(uintptr) bool
+	events []unix.EpollEvent
+	n      int
+	err    error
 }
 
 func newPoller() (*poller, error) {
@@ -46,6 +53,10 @@ func newPoller() (*poller, error) {
 	// epoll_wait then.
 	if err == nil && p.file.SetReadDeadline(time.Time{}) == nil {
 		p.rc = rc
+	}
+	p.look = func(uintptr) bool {
+		p.n, p.err = epollWaitNow(p.epfd, p.events)
+		return p.n > 0 || p.err != nil
 	}
 	return p, nil
 }
@@ -83,22 +94,19 @@ func (p *poller) wait(events []unix.EpollEvent, timeout time.Duration) (int, err
 		p.file.SetReadDeadline(time.Time{})
 		p.deadline = false
 	}
-	var n int
-	var werr error
-	// RawConn.Read clears the descriptor's readiness, calls the function
-	// (events that arrived before are found by it), and if it returns false
-	// parks until the runtime's poller reports epfd readable again.
-	err := p.rc.Read(func(uintptr) bool {
-		n, werr = epollWaitNow(p.epfd, events)
-		return n > 0 || werr != nil
-	})
+	// RawConn.Read clears the descriptor's readiness, calls look (events
+	// that arrived before are found by it), and if it returns false parks
+	// until the runtime's poller reports epfd readable again.
+	p.events = events
+	err := p.rc.Read(p.look)
+	p.events = nil
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	return n, werr
+	return p.n, p.err
 }
 
 func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
