@@ -32,6 +32,8 @@ const (
 	// streamPause apart, so that a stop can come in the middle of one.
 	streamPiece = 16 << 10
 	streamPause = 2 * time.Millisecond
+	// mergeQuiet is the gap that ends a message for merge.
+	mergeQuiet = 10 * time.Millisecond
 	// lingerTimeout bounds how long a connection closed after an Error
 	// reply reads and drops what the client still sends.
 	lingerTimeout = time.Second
@@ -95,6 +97,7 @@ func (c *conn) serve() {
 		if n > 0 {
 			c.readAt = time.Now()
 			if c.srv.Fault == Merge {
+				n += c.readUntilQuiet(buf[n:])
 				if err := c.mergeRead(buf[:n]); err != nil {
 					c.flush()
 					return
@@ -183,6 +186,30 @@ func (c *conn) mergeRead(chunk []byte) error {
 		c.in = c.in[n:]
 	}
 	return nil
+}
+
+// readUntilQuiet is merge's idea of a message boundary: it keeps reading
+// into p until nothing arrives for mergeQuiet, and returns how many bytes
+// it read.
+func (c *conn) readUntilQuiet(p []byte) int {
+	total := 0
+	for total < len(p) {
+		c.mu.Lock()
+		draining := c.draining
+		if !draining {
+			c.nc.SetReadDeadline(time.Now().Add(mergeQuiet))
+		}
+		c.mu.Unlock()
+		if draining {
+			return total
+		}
+		n, err := c.nc.Read(p[total:])
+		total += n
+		if err != nil {
+			return total // quiet, or an error the next read sees again
+		}
+	}
+	return total
 }
 
 // read reads from the client with the deadline the protocol allows: the

@@ -33,7 +33,7 @@ const (
 	SmallBuffer     Fault = "small-buffer"      // a 512-byte request buffer: larger requests are too large
 
 	// Framing and writing.
-	Merge         Fault = "merge"           // one read is one message: whole requests after the first in a read are dropped
+	Merge         Fault = "merge"           // a message is what arrives until 10 ms of quiet: requests after the first are dropped
 	TruncateLarge Fault = "truncate-large"  // a reply over 512 bytes is cut to 512 (a fixed write buffer)
 	SplitWrite    Fault = "split-write"     // writes a reply over 1000 bytes in two pieces, with a pause between them
 	ExtraBytes    Fault = "extra-bytes"     // writes an empty frame after each reply (a "keep-alive")
