@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/gomega/types"
@@ -129,7 +130,8 @@ func (s *session) dial() *harness.Client {
 func (s *session) dialAddr(addr string) *harness.Client {
 	c, err := s.tryDial(addr)
 	if err != nil {
-		s.fail(nil, nil, err.Error(), "a connection")
+		got, details, _ := strings.Cut(err.Error(), "\n") // the server's output, if any, goes below
+		s.fail(nil, nil, got, "a connection", details)
 	}
 	return c
 }
@@ -154,8 +156,12 @@ func (s *session) tryDial(addr string) (*harness.Client, error) {
 		Live:           s.cfg.Transcript,
 	})
 	if err != nil {
-		if _, p := sharedTarget(); p != nil && addr == p.Addr && !p.Running() {
-			err = fmt.Errorf("%w; the server process has exited: %v\n%s", err, p.ExitStatus(), p.OutputSection())
+		if _, p := sharedTarget(); p != nil && addr == p.Addr {
+			select { // a crash may be a moment from being reaped
+			case <-p.Exited():
+				err = fmt.Errorf("%w; the server process has exited: %v\n%s", err, p.ExitStatus(), p.OutputSection())
+			case <-time.After(s.w.quiet.D):
+			}
 		}
 		return nil, err
 	}

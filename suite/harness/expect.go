@@ -313,6 +313,9 @@ func (c *Client) checkKind(r *Reply, kind, want string) error {
 		return c.failWithHint([]string{"EA-MSG-1"}, fmt.Sprintf("%s that the schema cannot decode (%v)", r, r.Strict), want, r.Frame)
 	case r.Kind() == kind:
 		return nil
+	case r.IsSuccess() && len(c.pending) > 0:
+		// Other requests await replies: most likely one of theirs, early.
+		return c.fail(nil, r.String()+" (the reply to another request, out of order?)", want)
 	case r.IsSuccess() || r.Msg.GetMessage() == nil:
 		return c.failWithHint([]string{"EA-MSG-1"}, r.String(), want, r.Frame)
 	default:
