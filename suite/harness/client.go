@@ -98,13 +98,13 @@ func Dial(ctx context.Context, addr string, o Options) (*Client, error) {
 		conn:     nc.(*net.TCPConn),
 		opts:     o,
 		ctx:      ctx,
-		tr:       newTranscript(fmt.Sprintf("%s %s→%s (%s)", o.Name, nc.LocalAddr(), addr, o.Framing), o.Live),
+		tr:       newTranscript(fmt.Sprintf("%s %s→%s (%s)", o.Name, nc.LocalAddr(), addr, o.Framing), o.Name, o.Live),
 		replyMax: o.MaxMessageSize + replySlack,
 		scratch:  make([]byte, 64<<10),
 		otrack:   true,
 	}
 	c.stopCtx = context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Now()) }) //nolint:errcheck // best effort wake-up
-	c.tr.note("connected")
+	c.tr.note("connected %s→%s (%s)", nc.LocalAddr(), addr, o.Framing)
 	return c, nil
 }
 

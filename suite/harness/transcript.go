@@ -53,7 +53,8 @@ type Entry struct {
 // direction, with its time offset, and what it decodes to. It is safe for
 // concurrent use.
 type Transcript struct {
-	name  string
+	name  string // the header: connection name, addresses, framing
+	short string // the connection name, prefixing live lines
 	start time.Time
 	live  io.Writer // may be nil
 
@@ -62,8 +63,8 @@ type Transcript struct {
 	dropped int
 }
 
-func newTranscript(name string, live io.Writer) *Transcript {
-	return &Transcript{name: name, start: time.Now(), live: live}
+func newTranscript(name, short string, live io.Writer) *Transcript {
+	return &Transcript{name: name, short: short, start: time.Now(), live: live}
 }
 
 // add records an entry and streams it to the live writer.
@@ -80,7 +81,7 @@ func (t *Transcript) add(at time.Time, dir Direction, b []byte, text string) {
 	t.mu.Unlock()
 	if t.live != nil {
 		var b strings.Builder
-		writeEntry(&b, "["+t.name+"] ", e)
+		writeEntry(&b, "["+t.short+"] ", e)
 		io.WriteString(t.live, b.String()) //nolint:errcheck // best effort, for people watching
 	}
 }

@@ -1,0 +1,58 @@
+// Package suite is the Echo/Add conformance suite: Ginkgo specs, one file
+// per PROTOCOL.md section (transport.go, framing.go, messages.go, echo.go,
+// add.go, ordering.go, errors.go, malformed.go, limits.go, concurrency.go,
+// shutdown.go) plus legacy.go, the original exercise's tests. The specs are
+// in non-test files so that a binary (cmd/echoadd-conform) can link them;
+// suite_test.go runs them under `go test ./suite` against the reference.
+//
+// # Running the specs
+//
+// A runner calls Configure, then ginkgo.RunSpecs (or PreviewSpecs to list
+// them), once per process:
+//
+//	if err := suite.Configure(suite.Config{ServerCmd: "srv --listen 127.0.0.1:{port}", Framing: protocol.Len32}); err != nil { ... }
+//	gomega.RegisterFailHandler(ginkgo.Fail)
+//	ginkgo.RunSpecs(t, "Echo/Add conformance")
+//
+// Configure must come first: the spec tree reads the configuration when
+// RunSpecs builds it (the framing picks EA-FRAME-3 or EA-FRAME-6, and
+// which malformed cases and size entries exist). The package declares the
+// suite's BeforeSuite (it starts ServerCmd, or checks that Target answers)
+// and stops the server when the suite ends, so a runner must not declare a
+// BeforeSuite or AfterSuite of its own; ReportAfterSuite is fine.
+//
+// # How specs reach the target
+//
+// Every spec but the lifecycle ones talks to one shared server: Target, or
+// the process BeforeSuite started from ServerCmd on a free 127.0.0.1 port.
+// If that process has exited when a spec begins (it crashed during an
+// earlier spec, which failed for it), it is started again and the spec
+// records a "shared server restarted" report entry. Lifecycle specs
+// (labelled "lifecycle": shutdown, restart, idle CPU) start a fresh process
+// each and skip against a Target ("needs --server-cmd").
+//
+// # Labels and failure messages
+//
+// Every spec carries Label(IDs..., level, section): the requirement IDs it
+// checks (EA-ECHO-1, ...), their common level ("must", "should", "may") and
+// its section ("transport", "framing", "messages", "echo", "add",
+// "ordering", "errors", "malformed", "limits", "concurrency", "shutdown", or
+// "legacy"). Lifecycle specs also carry "lifecycle".
+//
+// A failure message's first line is "IDS: got X, want Y". IDS are the
+// requirements the observation violates by itself when the harness knows
+// them (EA-CONN-6 for a late reply, EA-MSG-1 for an undecodable one, the
+// framing's EA-FRAME-n for bytes that are not a frame), followed by
+// "(checking ...)" with the spec's own IDs when they differ; otherwise the
+// spec's IDs. A framing hint may follow ("try --framing len32"), then the
+// wire transcript of the connection (or connections) involved. A failure
+// the target is not to blame for starts "HARNESS ERROR" (suite/report
+// counts those as harness errors, not verdicts).
+//
+// # Timing
+//
+// Every deadline is scaled by Config.TimeoutScale; the named windows are in
+// config.go. Every reply is held to EA-CONN-6 (1 s x scale). Windows that
+// accept silence say so: silence is "nothing arrived within the window".
+// A full run against the reference takes about 5 s per framing.
+package suite
