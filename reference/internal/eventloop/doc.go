@@ -29,6 +29,25 @@
 // triggered it would report again on every wait while the replies still due
 // after a half-close are written; read returning 0 says the same thing.
 //
+// # Blocking
+//
+// A loop never blocks in a system call. Its epoll descriptor is itself
+// pollable, so it is registered with Go's network poller (as an os.File)
+// and the loop goroutine parks there like any goroutine waiting for a
+// socket; epoll_wait is only called with a zero timeout, read and write only
+// on non-blocking sockets, all as raw system calls. A loop blocked in
+// epoll_wait would hold an OS thread and a P in the syscall state, which
+// keeps the runtime's sysmon from sleeping and has it retake those Ps, at a
+// cost in CPU and latency; parked in the poller, an idle engine leaves every
+// P idle (EA-CONC-4).
+//
+// # Handlers that block
+//
+// A Handler must not block the loop. One that must wait (the reference's
+// tests hold requests in progress this way) calls Conn.Hold and answers
+// later from another goroutine with Pending.Resume; the connection's input
+// waits meanwhile, so replies keep their order.
+//
 // # Timers
 //
 // Every connection is in at most one list per loop: partial request (read
