@@ -30,8 +30,9 @@ type Server struct {
 	stopping bool               // Shutdown was called
 	wg       sync.WaitGroup     // one per connection goroutine
 
-	stopped  atomic.Bool // set by Shutdown, read by busy-idle's spinner
-	spinning atomic.Bool // busy-idle's spinner has started
+	stop     chan struct{} // closed by Shutdown; guarded by mu until made
+	stopped  atomic.Bool   // set by Shutdown, read by busy-idle's spinner
+	spinning atomic.Bool   // busy-idle's spinner has started
 }
 
 func (s *Server) maxMessageSize() int {
@@ -75,7 +76,7 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		l.Close()
 		s.track(nc, true)
-		s.wg.Wait()
+		<-s.stopChan() // keeps running, refusing everyone else
 		return ErrServerClosed
 	default:
 		return s.acceptLoop(l, true)
@@ -155,11 +156,24 @@ func (s *Server) spin() {
 	}
 }
 
+func (s *Server) stopChan() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop == nil {
+		s.stop = make(chan struct{})
+	}
+	return s.stop
+}
+
 // Shutdown stops accepting, lets every connection answer the requests it
 // has received, closes them and returns when they are done or ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopped.Store(true)
+	stop := s.stopChan()
 	s.mu.Lock()
+	if !s.stopping {
+		close(stop)
+	}
 	s.stopping = true
 	if s.l != nil {
 		s.l.Close()
