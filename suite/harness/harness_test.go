@@ -45,6 +45,22 @@ func helperCommand(mode string) string {
 	return "HARNESS_HELPER=" + mode + " exec " + os.Args[0] + " {port}"
 }
 
+func TestExecLast(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"./server --port 1", "exec ./server --port 1"},
+		{"  cargo run -q -- --port 1 ", "exec cargo run -q -- --port 1"},
+		{"exec ./server", "exec ./server"},
+		{"cd x && ./server", "cd x && ./server"},
+		{"./server; echo done", "./server; echo done"},
+		{"PORT=1 ./server", "PORT=1 ./server"},
+		{"./server | tee log", "./server | tee log"},
+	} {
+		if got := execLast(tc.in); got != tc.want {
+			t.Errorf("execLast(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestSplitReply(t *testing.T) {
 	for _, tc := range []struct {
 		name            string
@@ -321,6 +337,15 @@ func TestStart(t *testing.T) {
 		}
 		if !strings.Contains(p.Output(), "listening on") {
 			t.Fatalf("output %q", p.Output())
+		}
+	})
+	t.Run("a simple command without exec: the server's own exit is judged", func(t *testing.T) {
+		p, err := Start(ctx, StartOptions{Command: "env HARNESS_HELPER=serve " + os.Args[0] + " {port}"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := p.Stop(5 * time.Second); e.Code != 0 || e.Signal != "" {
+			t.Fatalf("got %v, want exit status 0 (the shell, not the server, was judged?)", e)
 		}
 	})
 	t.Run("ignores SIGTERM: killed after the grace period", func(t *testing.T) {

@@ -72,6 +72,20 @@ var ErrCPUTimeUnsupported = errors.New("reading a process's CPU time needs Linux
 // ErrNoPort is returned for a server command without {port}.
 var ErrNoPort = errors.New("the server command has no {port}: the harness picks a free port and needs to tell the server")
 
+// execLast makes a simple command replace the shell (`exec CMD`), so that the
+// stop signal reaches the server itself and its exit status, not the shell's,
+// is what the lifecycle specs judge: dash, Debian's sh, forks even for the
+// last command of `sh -c`. Commands with shell syntax (lists, pipes, leading
+// assignments) are left alone; their authors can write `exec` themselves.
+func execLast(command string) string {
+	trimmed := strings.TrimSpace(command)
+	first, _, _ := strings.Cut(trimmed, " ")
+	if strings.ContainsAny(trimmed, ";&|()<>`\n") || strings.Contains(first, "=") || first == "exec" {
+		return command
+	}
+	return "exec " + trimmed
+}
+
 // FreePort returns a 127.0.0.1 TCP port that was free a moment ago.
 func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -106,7 +120,7 @@ func Start(ctx context.Context, o StartOptions) (*Process, error) {
 		out:     &tailBuffer{max: 64 << 10},
 		done:    make(chan struct{}),
 	}
-	p.cmd = exec.Command("sh", "-c", p.Command)
+	p.cmd = exec.Command("sh", "-c", execLast(p.Command))
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p.cmd.Stdout = echoWriter{p.out, o.Stdout}
 	p.cmd.Stderr = echoWriter{p.out, o.Stderr}
