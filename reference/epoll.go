@@ -14,8 +14,8 @@ import (
 
 // Engines: how a Server serves its connections (Server.Engine).
 const (
-	// EngineEpoll serves every connection from a few epoll loops (one per
-	// GOMAXPROCS), with no goroutine and no buffer of its own while idle:
+	// EngineEpoll serves every connection from a few epoll loops (half as
+	// many as GOMAXPROCS), with no goroutine and no buffer of its own while idle:
 	// see reference/internal/eventloop. Linux only.
 	EngineEpoll = "epoll"
 	// EngineGoroutine serves each connection in its own goroutine through

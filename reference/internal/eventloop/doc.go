@@ -1,6 +1,7 @@
 // Package eventloop is the reference server's event-driven engine: a few
-// epoll loops (one per GOMAXPROCS by default) that serve every connection
-// without a goroutine or a buffer of its own while it is idle.
+// epoll loops (half as many as GOMAXPROCS by default; see Config.Loops)
+// that serve every connection without a goroutine or a buffer of its own
+// while it is idle.
 //
 // # Shape
 //

@@ -47,14 +47,14 @@ const (
 	closed
 )
 
-// New starts cfg.Loops loops (GOMAXPROCS by default). The loops run until
+// New starts cfg.Loops loops (half of GOMAXPROCS by default). The loops run until
 // Shutdown or Close.
 func New(cfg Config) (*Engine, error) {
 	if cfg.Handler == nil {
 		return nil, errors.New("eventloop: Config.Handler is nil")
 	}
 	if cfg.Loops <= 0 {
-		cfg.Loops = runtime.GOMAXPROCS(0)
+		cfg.Loops = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if cfg.ReadBufferSize <= 0 {
 		cfg.ReadBufferSize = defaultReadBufferSize

@@ -209,7 +209,7 @@ func shorten(m *protocol.ServerMessage) string {
 func TestEchoAndAddInEveryFraming(t *testing.T) {
 	for _, f := range protocol.Framings {
 		t.Run(f.String(), func(t *testing.T) {
-			s := start(t, f, eventloop.Config{})
+			s := start(t, f, eventloop.Config{Loops: 3})
 			var wg sync.WaitGroup
 			for i := range 50 {
 				c := dial(t, s.addr, f)
