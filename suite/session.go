@@ -108,8 +108,25 @@ func begin(ctx context.Context) *session {
 		fmt.Fprintf(cfg.Transcript, "=== %s\n", CurrentSpecReport().FullText())
 	}
 	DeferCleanup(s.closeAll)
+	DeferCleanup(awaitCrash, s.w.quiet.D) // runs after closeAll
 	restartIfGone(ctx, cfg)
 	return s
+}
+
+// awaitCrash gives a shared server that a failed spec may have crashed a
+// moment to exit, so that the next spec's restartIfGone sees the crash
+// instead of racing it (and failing on a connection refused by a process
+// that is still dying). Only failed specs wait.
+func awaitCrash(d time.Duration) {
+	if !CurrentSpecReport().Failed() {
+		return
+	}
+	if _, p := sharedTarget(); p != nil {
+		select {
+		case <-p.Exited():
+		case <-time.After(d):
+		}
+	}
 }
 
 func (s *session) closeAll() {
