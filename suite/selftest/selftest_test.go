@@ -218,5 +218,3 @@ func sorted(ids []string) []string {
 	}
 	return out
 }
-
-
