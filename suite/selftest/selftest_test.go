@@ -143,12 +143,13 @@ func runAll(t *testing.T, targets []target, jobs int) map[string]runResult {
 	return results
 }
 
-// jobs is how many runner processes run at once: SELFTEST_JOBS, default 3.
+// jobs is how many runner processes run at once: SELFTEST_JOBS, default 4
+// (runs mostly wait on the network and timers; 4 keeps 2 cores busy).
 func jobs() int {
 	if n, err := strconv.Atoi(os.Getenv("SELFTEST_JOBS")); err == nil && n > 0 {
 		return n
 	}
-	return 3
+	return 4
 }
 
 // TestTargets runs the runner against the bundled reference in every
