@@ -92,9 +92,9 @@ func TestBundledDefaults(t *testing.T) {
 
 func TestShellQuote(t *testing.T) {
 	for in, want := range map[string]string{
-		"/usr/bin/x":        "/usr/bin/x",
-		"/tmp/a b/x":        "'/tmp/a b/x'",
-		"/tmp/it's/x":       `'/tmp/it'\''s/x'`,
+		"/usr/bin/x":       "/usr/bin/x",
+		"/tmp/a b/x":       "'/tmp/a b/x'",
+		"/tmp/it's/x":      `'/tmp/it'\''s/x'`,
 		"/tmp/$(reboot)/x": "'/tmp/$(reboot)/x'",
 	} {
 		if got := shellQuote(in); got != want {
