@@ -127,20 +127,34 @@ func runAll(t *testing.T, targets []target, jobs int) map[string]runResult {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, jobs)
+	targets = slices.Clone(targets)
+	slices.SortStableFunc(targets, func(a, b target) int { // long runs first
+		return boolRank(slices.Contains(long, b.fault) && !b.bundled) - boolRank(slices.Contains(long, a.fault) && !a.bundled)
+	})
 	for _, tg := range targets {
 		wg.Add(1)
+		started := make(chan struct{})
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
+			close(started)
 			defer func() { <-sem }()
 			res := runRunner(dir, strings.ReplaceAll(tg.name, "/", "_"), tg.args()...)
 			mu.Lock()
 			results[tg.name] = res
 			mu.Unlock()
 		}()
+		<-started // start in this order
 	}
 	wg.Wait()
 	return results
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // jobs is how many runner processes run at once: SELFTEST_JOBS, default 4

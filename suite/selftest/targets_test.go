@@ -23,6 +23,11 @@ type target struct {
 	hint    string   // text the failure output must contain, if any
 }
 
+// long are the faults whose runs take longest (stop specs waiting out their
+// grace period, a server serving one client at a time, merge's 10 ms
+// gaps): runAll starts them first, to keep the wall time short.
+var long = []faulty.Fault{faulty.IgnoreStop, faulty.Serial, faulty.StopKeepConns, faulty.Merge, faulty.TruncateLarge, faulty.Slow}
+
 func (tg target) args() []string {
 	if tg.bundled {
 		return []string{"--framing", tg.framing}
