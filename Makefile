@@ -68,5 +68,9 @@ fuzz:
 	@for t in $$($(GO) test ./protocol -list '^Fuzz' | grep '^Fuzz'); do \
 		$(GO) test ./protocol -run '^$$' -fuzz "^$$t$$" -fuzztime 20s || exit 1; done
 
+## docs: regenerate docs/REQUIREMENTS.md from the suite (echoadd-conform --list)
+docs:
+	$(GO) generate ./suite/selftest
+
 clean:
 	rm -rf $(BIN)
