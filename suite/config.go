@@ -21,6 +21,8 @@ type Config struct {
 	Framing        protocol.Framing // default Raw
 	MaxMessageSize int              // largest request the target declares (encoded bytes); 0 => 1024
 	ReadTimeout    time.Duration    // target's declared read timeout; 0 => read-timeout specs skipped
+	IdleTimeout    time.Duration    // target's declared idle timeout; 0 => idle-timeout specs (EA-LIM-4) skipped
+	MaxConns       int              // target's declared connection limit; 0 => connection-limit spec (EA-LIM-5) skipped
 	TimeoutScale   float64          // multiplies every deadline; 0 => 1
 	Transcript     io.Writer        // non-nil: stream every spec's wire transcript here (-v)
 	Stdout, Stderr io.Writer        // where a started server's output is also echoed, may be nil
@@ -79,6 +81,12 @@ func validate(c Config) error {
 	if c.ReadTimeout < 0 {
 		errs = append(errs, fmt.Errorf("read timeout %v is negative", c.ReadTimeout))
 	}
+	if c.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("idle timeout %v is negative", c.IdleTimeout))
+	}
+	if c.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("connection limit %d is negative", c.MaxConns))
+	}
 	if c.TimeoutScale < 0 {
 		errs = append(errs, fmt.Errorf("timeout scale %v is negative", c.TimeoutScale))
 	}
@@ -120,8 +128,12 @@ type windows struct {
 	grace     time.Duration  // EA-STOP-4: a stopped server exits within it
 	stopping  time.Duration  // EA-STOP-1: a stopped server refuses connections within it
 	readLimit harness.Window // EA-LIM-3: the declared read timeout plus a margin
+	idleOpen  harness.Window // EA-LIM-4: an idle connection is still open after half the idle timeout (unscaled: a scale must not push it past the timeout)
+	idleRest  harness.Window // EA-LIM-4: after idleOpen, the rest of the idle timeout plus a margin, within which the close comes
+	idleGap   harness.Window // EA-LIM-4: between the requests of a connection in use, a quarter of the idle timeout (unscaled)
+	overload  time.Duration  // EA-LIM-5: a connection is served again within it of a served one closing
 	cpuWindow time.Duration  // EA-CONC-4: how long idle CPU time is measured
-	spec      time.Duration  // no spec runs longer
+	spec      time.Duration  // no spec runs longer (but those that wait out the idle timeout)
 }
 
 func (c Config) windows() windows {
@@ -138,6 +150,10 @@ func (c Config) windows() windows {
 		grace:     s(5 * time.Second),
 		stopping:  s(time.Second),
 		readLimit: harness.Window{Name: "read timeout + margin", D: c.ReadTimeout + s(time.Second)},
+		idleOpen:  harness.Window{Name: "half the idle timeout", D: c.IdleTimeout / 2},
+		idleRest:  harness.Window{Name: "rest of the idle timeout + margin", D: c.IdleTimeout - c.IdleTimeout/2 + s(time.Second)},
+		idleGap:   harness.Window{Name: "quarter of the idle timeout", D: c.IdleTimeout / 4},
+		overload:  s(2 * time.Second),
 		cpuWindow: time.Second,
 		spec:      s(30 * time.Second),
 	}

@@ -2,12 +2,15 @@ package suite
 
 import (
 	"fmt"
+	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"echoadd/protocol"
+	"echoadd/suite/harness"
 )
 
 // PROTOCOL.md section 9, Limits and timeouts.
@@ -81,11 +84,123 @@ var _ = Describe("Limits and timeouts", func() {
 		}
 	})
 
-	It("closes a connection idle for longer than the idle timeout", req(sLimits, "EA-LIM-4"), func() {
-		Skip("the suite's configuration declares no idle timeout")
+	// EA-LIM-4. The idle clock starts when the client has read the reply
+	// to its last request, a moment after the server's did: a close within
+	// idleOpen of it comes before the declared timeout, not at it.
+	idleTimeout := SpecTimeout(cfg.windows().spec + 2*cfg.IdleTimeout)
+
+	It("closes a connection left idle after a request once the idle timeout has passed, not well before", req(sLimits, "EA-LIM-4"), idleTimeout, func(ctx SpecContext) {
+		if cfg.IdleTimeout == 0 {
+			Skip("declare the target's idle timeout with --idle-timeout")
+		}
+		s := begin(ctx)
+		c := s.dial()
+		Expect(c.Echo("then nothing")).To(Conform())
+		idleFrom := time.Now()
+		c.Note("one request served, then nothing: the idle timeout is %v", cfg.IdleTimeout)
+		expectOpen(s, c, s.w.idleOpen, idleFrom, fmt.Sprintf("the connection open until the idle timeout of %v", cfg.IdleTimeout))
+		Expect(c.ExpectClosed(s.w.idleRest)).To(Conform())
+		c.Note("closed %v after the last reply", time.Since(idleFrom).Round(time.Millisecond))
 	})
 
-	It("answers a connection above the connection limit with Error (CODE_OVERLOADED), then closes it", req(sLimits, "EA-LIM-5"), func() {
-		Skip("the suite's configuration declares no connection limit")
+	It("keeps a connection in use for longer than the idle timeout open", req(sLimits, "EA-LIM-4"), idleTimeout, func(ctx SpecContext) {
+		if cfg.IdleTimeout == 0 {
+			Skip("declare the target's idle timeout with --idle-timeout")
+		}
+		s := begin(ctx)
+		c := s.dial()
+		const gaps = 5 // five quarters of the idle timeout: longer than it
+		c.Note("a request every %v, %d times: the idle timeout is %v", s.w.idleGap.D, gaps, cfg.IdleTimeout)
+		inUse := time.Now()
+		Expect(c.Echo("in use 0")).To(Conform())
+		for i := 1; i <= gaps; i++ {
+			expectOpen(s, c, s.w.idleGap, inUse, fmt.Sprintf("the connection open: a request every %v keeps it in use", s.w.idleGap.D))
+			Expect(c.Echo(fmt.Sprintf("in use %d", i))).To(Conform())
+		}
+		c.Note("in use for %v, open throughout", time.Since(inUse).Round(time.Millisecond))
+	})
+
+	// EA-LIM-5 as PROTOCOL.md words it: the connection beyond the limit
+	// "gets Error CODE_OVERLOADED and is closed at once". A close without
+	// the Error reply does not meet it, and neither does a connection that
+	// is served, or left waiting, above the limit ("it MUST NOT be queued
+	// silently"). The spec sends nothing on that connection: the Error is
+	// due at accept, and a request could make the server's close a reset
+	// that loses it.
+	It("answers a connection above the connection limit with Error (CODE_OVERLOADED), then closes it, and serves one again once a connection closes", req(sLimits, "EA-LIM-5"), specTimeout(), func(ctx SpecContext) {
+		if cfg.MaxConns == 0 {
+			Skip("declare the target's connection limit with --max-conns")
+		}
+		s := begin(ctx)
+		want := fmt.Sprintf("connection %d, one above the limit of %d, answered with Error (CODE_OVERLOADED), then closed", cfg.MaxConns+1, cfg.MaxConns)
+		// Connections of earlier specs may count against the limit for a
+		// moment after they closed: each of the first MaxConns gets the
+		// overload window to be served.
+		served := make([]*harness.Client, cfg.MaxConns)
+		for i := range served {
+			served[i] = servedConn(s, fmt.Sprintf("connection %d of the limit of %d", i+1, cfg.MaxConns))
+		}
+		extra := s.dial()
+		extra.Note("connection %d: one above the limit of %d", cfg.MaxConns+1, cfg.MaxConns)
+		o, err := extra.ExpectNoSuccess(s.w.latency)
+		Expect(err).To(Conform())
+		switch r := o.Reply; {
+		case o.Closed != nil:
+			s.fail(extra, nil, fmt.Sprintf("the connection closed (%v) with no Error reply", o.Closed), want)
+		case o.Silent: // served above the limit, or queued: both silent until a request
+			s.fail(extra, nil, "no Error reply and no close within the "+s.w.latency.String()+" (a connection served or queued above the limit)", want)
+		case r.Strict != nil:
+			s.fail(extra, []string{"EA-ERR-2"}, fmt.Sprintf("%s whose field 3 is not an Error message (%v)", r, r.Strict), want)
+		case r.Msg.GetError().GetCode() != protocol.Code_CODE_OVERLOADED:
+			s.fail(extra, nil, r.String(), want)
+		case r.Msg.GetError().GetDetail() == "":
+			s.fail(extra, []string{"EA-ERR-1"}, r.String()+" with an empty detail", "an Error reply with a detail for people")
+		}
+		Expect(extra.ExpectClosed(s.w.closing)).To(Conform())
+
+		Expect(served[0].Close()).To(Succeed())
+		servedConn(s, fmt.Sprintf("a new connection, after %s closed", served[0].Name()))
 	})
 })
+
+// expectOpen checks that nothing arrives on c within w and that c stays
+// open: an idle close there comes too early (EA-LIM-4), and an Error
+// reply with no request waiting is not what the protocol wants either.
+func expectOpen(s *session, c *harness.Client, w harness.Window, since time.Time, want string) {
+	o, err := c.ExpectNoSuccess(w)
+	Expect(err).To(Conform())
+	switch {
+	case o.Closed != nil:
+		s.fail(c, nil, fmt.Sprintf("the connection closed (%v) %v after the last reply", o.Closed, time.Since(since).Round(time.Millisecond)), want)
+	case o.Reply != nil:
+		s.fail(c, nil, o.Reply.String()+" with no request waiting", want)
+	}
+}
+
+// servedConn connects to the shared server until a connection is served
+// (an echo answered) or the overload window ends, and fails the spec then.
+// It returns the served connection, which stays open.
+func servedConn(s *session, what string) *harness.Client {
+	var served *harness.Client
+	var last error
+	ok := NewGomega(func(string, ...int) {}).Eventually(func() error {
+		c, err := s.tryShared()
+		if err != nil {
+			last = err
+			return err
+		}
+		c.Note("%s", what)
+		if err := c.Echo(what); err != nil {
+			c.Close() //nolint:errcheck // a refused attempt; the next one counts
+			last = err
+			return err
+		}
+		served = c
+		return nil
+	}).WithContext(s.ctx).WithTimeout(s.w.overload).WithPolling(s.w.quiet.D).Should(Succeed())
+	if !ok {
+		got, _, _ := strings.Cut(fmt.Sprint(last), "\n")
+		s.fail(nil, nil, fmt.Sprintf("%s not served within %v (last attempt: %s)", what, s.w.overload, got), what+" served")
+	}
+	return served
+}

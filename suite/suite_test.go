@@ -22,6 +22,8 @@ var (
 	flagServerCmd   = flag.String("echoadd.server-cmd", "", "command starting the server to test, with {port}, instead of the reference")
 	flagMax         = flag.Int("echoadd.max-message-size", protocol.DefaultMaxMessageSize, "the server's declared maximum message size")
 	flagReadTimeout = flag.Duration("echoadd.read-timeout", time.Second, "the server's declared read timeout (the reference is started with it)")
+	flagIdleTimeout = flag.Duration("echoadd.idle-timeout", 0, "the server's declared idle timeout, for the EA-LIM-4 specs; 0 skips them (the reference is started with it)")
+	flagMaxConns    = flag.Int("echoadd.max-conns", 0, "the server's declared connection limit, for the EA-LIM-5 spec; 0 skips it (the reference is started with it)")
 	flagScale       = flag.Float64("echoadd.timeout-scale", 1, "multiplies every deadline")
 	flagTranscript  = flag.Bool("echoadd.transcript", false, "stream every spec's wire transcript (shown with ginkgo -v)")
 )
@@ -38,6 +40,8 @@ func TestSuite(t *testing.T) {
 		Framing:        flagFraming,
 		MaxMessageSize: *flagMax,
 		ReadTimeout:    *flagReadTimeout,
+		IdleTimeout:    *flagIdleTimeout,
+		MaxConns:       *flagMaxConns,
 		TimeoutScale:   *flagScale,
 	}
 	if cfg.Target == "" && cfg.ServerCmd == "" {
@@ -46,8 +50,8 @@ func TestSuite(t *testing.T) {
 			t.Fatalf("building the reference server: %v", err)
 		}
 		defer gexec.CleanupBuildArtifacts()
-		cfg.ServerCmd = fmt.Sprintf("exec %s --listen 127.0.0.1:{port} --framing %s --max-message-size %d --read-timeout %s --log-level warn",
-			bin, cfg.Framing, cfg.MaxMessageSize, cfg.ReadTimeout)
+		cfg.ServerCmd = fmt.Sprintf("exec %s --listen 127.0.0.1:{port} --framing %s --max-message-size %d --read-timeout %s --idle-timeout %s --max-conns %d --log-level warn",
+			bin, cfg.Framing, cfg.MaxMessageSize, cfg.ReadTimeout, cfg.IdleTimeout, cfg.MaxConns)
 	}
 	if *flagTranscript {
 		cfg.Transcript = GinkgoWriter
