@@ -36,6 +36,8 @@ type options struct {
 	timeoutScale   float64
 	maxMessageSize int
 	readTimeout    time.Duration
+	idleTimeout    time.Duration
+	maxConns       int
 	verbose        bool
 	noColor        bool
 	version        bool
@@ -62,6 +64,8 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.Float64Var(&o.timeoutScale, "timeout-scale", 1, "multiply every deadline of the suite by `FACTOR` (slow machines, CI)")
 	fs.IntVar(&o.maxMessageSize, "max-message-size", protocol.MinMaxMessageSize, "the largest request in `BYTES` the target declares it accepts\n(the bundled reference is started with, and declares, 1048576)")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 0, "the target's read timeout as a `DURATION` (e.g. 2s), for the read-timeout specs;\n0 skips them (the bundled reference is started with, and declares, 1s)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "the target's idle timeout as a `DURATION`, for the idle-timeout specs (EA-LIM-4);\n0 skips them (the bundled reference is started with it, and declares none by default)")
+	fs.IntVar(&o.maxConns, "max-conns", 0, "the target's connection limit, at most `N` connections served at once, for the\nconnection-limit spec (EA-LIM-5); 0 skips it (the bundled reference is started with it,\nand declares none by default)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print every spec and stream its wire transcript")
 	fs.BoolVar(&o.noColor, "no-color", false, "no colours in the output (also: NO_COLOR set, or output not a terminal)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -119,6 +123,12 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 	}
 	if o.readTimeout < 0 {
 		return fmt.Errorf("--read-timeout %v is negative", o.readTimeout)
+	}
+	if o.idleTimeout < 0 {
+		return fmt.Errorf("--idle-timeout %v is negative", o.idleTimeout)
+	}
+	if o.maxConns < 0 {
+		return fmt.Errorf("--max-conns %d is negative", o.maxConns)
 	}
 	if !(o.timeoutScale > 0) || o.timeoutScale > 100 {
 		return fmt.Errorf("--timeout-scale %v is not in (0, 100]", o.timeoutScale)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/help.golden")
@@ -49,6 +50,8 @@ func TestUsageErrors(t *testing.T) {
 		{"positional argument", []string{"127.0.0.1:7878"}, "unexpected argument"},
 		{"small max message size", []string{"--max-message-size", "512"}, "below 1024"},
 		{"negative read timeout", []string{"--read-timeout", "-1s"}, "negative"},
+		{"negative idle timeout", []string{"--idle-timeout", "-1s"}, "--idle-timeout -1s is negative"},
+		{"negative max conns", []string{"--max-conns", "-1"}, "--max-conns -1 is negative"},
 		{"zero timeout scale", []string{"--timeout-scale", "0"}, "--timeout-scale"},
 		{"bad label filter", []string{"--label-filter", "must &&"}, "--label-filter"},
 		{"bad focus", []string{"--focus", "("}, "--focus"},
@@ -85,8 +88,28 @@ func TestBundledDefaults(t *testing.T) {
 		t.Errorf("explicit flags with the bundled reference: %+v, %v", o, err)
 	}
 	cmd, err := bundledServerCmd(o)
-	if err != nil || !strings.Contains(cmd, " __reference-server --listen 127.0.0.1:{port} --framing raw --max-message-size 2048 --read-timeout 0s") {
+	if err != nil || !strings.HasSuffix(cmd, " __reference-server --listen 127.0.0.1:{port} --framing raw --max-message-size 2048 --read-timeout 0s") {
+		t.Errorf("bundled server command %q, %v; want no idle timeout and no connection limit", cmd, err)
+	}
+	if o.idleTimeout != 0 || o.maxConns != 0 {
+		t.Errorf("no --idle-timeout, --max-conns: %+v; want none declared", o)
+	}
+}
+
+// TestBundledLimits: an idle timeout or connection limit declared for the
+// bundled reference is the one it is started with.
+func TestBundledLimits(t *testing.T) {
+	o, _, err := parseArgs([]string{"--idle-timeout", "1500ms", "--max-conns", "8"})
+	if err != nil || !o.bundled || o.idleTimeout != 1500*time.Millisecond || o.maxConns != 8 {
+		t.Fatalf("%+v, %v", o, err)
+	}
+	cmd, err := bundledServerCmd(o)
+	if err != nil || !strings.HasSuffix(cmd, " --read-timeout 1s --idle-timeout 1.5s --max-conns 8") {
 		t.Errorf("bundled server command %q, %v", cmd, err)
+	}
+	o, _, err = parseArgs([]string{"--server-cmd", "srv {port}", "--idle-timeout", "2s", "--max-conns", "3"})
+	if err != nil || o.bundled || o.idleTimeout != 2*time.Second || o.maxConns != 3 {
+		t.Errorf("--server-cmd: %+v, %v; want the declared values", o, err)
 	}
 }
 

@@ -132,6 +132,8 @@ func (r *runner) suiteConfig() (suite.Config, error) {
 		Framing:        o.framing,
 		MaxMessageSize: o.maxMessageSize,
 		ReadTimeout:    o.readTimeout,
+		IdleTimeout:    o.idleTimeout,
+		MaxConns:       o.maxConns,
 		TimeoutScale:   o.timeoutScale,
 		Stdout:         &r.serverOut,
 		Stderr:         &r.serverOut,
@@ -158,8 +160,17 @@ func bundledServerCmd(o *options) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cannot find this program to start the bundled reference: %v", err)
 	}
-	return fmt.Sprintf("exec %s %s --listen 127.0.0.1:{port} --framing %s --max-message-size %d --read-timeout %s",
-		shellQuote(exe), referenceServerArg, o.framing, o.maxMessageSize, o.readTimeout), nil
+	cmd := fmt.Sprintf("exec %s %s --listen 127.0.0.1:{port} --framing %s --max-message-size %d --read-timeout %s",
+		shellQuote(exe), referenceServerArg, o.framing, o.maxMessageSize, o.readTimeout)
+	// Off unless declared: an idle timeout would close the connections
+	// that other specs hold idle, and a limit would refuse their clients.
+	if o.idleTimeout > 0 {
+		cmd += fmt.Sprintf(" --idle-timeout %s", o.idleTimeout)
+	}
+	if o.maxConns > 0 {
+		cmd += fmt.Sprintf(" --max-conns %d", o.maxConns)
+	}
+	return cmd, nil
 }
 
 // shellQuote quotes s for sh.
