@@ -777,7 +777,9 @@ func (l *loop) flush(c *Conn) {
 		}
 		l.finishDrain(c)
 	default:
-		l.interest(c, readEvents)
+		if l.interest(c, readEvents); c.state != stateOpen {
+			return
+		}
 		if len(c.in) > 0 {
 			l.process(c, c.in, true) // whole requests may be left
 		} else {
