@@ -131,7 +131,8 @@ type windows struct {
 	idleOpen  harness.Window // EA-LIM-4: an idle connection is still open after half the idle timeout (unscaled: a scale must not push it past the timeout)
 	idleRest  harness.Window // EA-LIM-4: after idleOpen, the rest of the idle timeout plus a margin, within which the close comes
 	idleGap   harness.Window // EA-LIM-4: between the requests of a connection in use, a quarter of the idle timeout (unscaled)
-	overload  time.Duration  // EA-LIM-5: a connection is served again within it of a served one closing
+	overload  harness.Window // EA-LIM-5: a connection above the limit gets its Error reply within it
+	reopen    time.Duration  // EA-LIM-5: a connection is served within it of a served one closing
 	cpuWindow time.Duration  // EA-CONC-4: how long idle CPU time is measured
 	spec      time.Duration  // no spec runs longer (but those that wait out the idle timeout)
 }
@@ -153,7 +154,8 @@ func (c Config) windows() windows {
 		idleOpen:  harness.Window{Name: "half the idle timeout", D: c.IdleTimeout / 2},
 		idleRest:  harness.Window{Name: "rest of the idle timeout + margin", D: c.IdleTimeout - c.IdleTimeout/2 + s(time.Second)},
 		idleGap:   harness.Window{Name: "quarter of the idle timeout", D: c.IdleTimeout / 4},
-		overload:  s(2 * time.Second),
+		overload:  harness.Window{Name: "overload reply", D: s(time.Second)},
+		reopen:    s(2 * time.Second),
 		cpuWindow: time.Second,
 		spec:      s(30 * time.Second),
 	}

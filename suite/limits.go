@@ -135,20 +135,20 @@ var _ = Describe("Limits and timeouts", func() {
 		want := fmt.Sprintf("connection %d, one above the limit of %d, answered with Error (CODE_OVERLOADED), then closed", cfg.MaxConns+1, cfg.MaxConns)
 		// Connections of earlier specs may count against the limit for a
 		// moment after they closed: each of the first MaxConns gets the
-		// overload window to be served.
+		// reopen bound to be served.
 		served := make([]*harness.Client, cfg.MaxConns)
 		for i := range served {
 			served[i] = servedConn(s, fmt.Sprintf("connection %d of the limit of %d", i+1, cfg.MaxConns))
 		}
 		extra := s.dial()
 		extra.Note("connection %d: one above the limit of %d", cfg.MaxConns+1, cfg.MaxConns)
-		o, err := extra.ExpectNoSuccess(s.w.latency)
+		o, err := extra.ExpectNoSuccess(s.w.overload)
 		Expect(err).To(Conform())
 		switch r := o.Reply; {
 		case o.Closed != nil:
 			s.fail(extra, nil, fmt.Sprintf("the connection closed (%v) with no Error reply", o.Closed), want)
 		case o.Silent: // served above the limit, or queued: both silent until a request
-			s.fail(extra, nil, "no Error reply and no close within the "+s.w.latency.String()+" (a connection served or queued above the limit)", want)
+			s.fail(extra, nil, "no Error reply and no close within the "+s.w.overload.String()+" (a connection served or queued above the limit)", want)
 		case r.Strict != nil:
 			s.fail(extra, []string{"EA-ERR-2"}, fmt.Sprintf("%s whose field 3 is not an Error message (%v)", r, r.Strict), want)
 		case r.Msg.GetError().GetCode() != protocol.Code_CODE_OVERLOADED:
@@ -178,7 +178,7 @@ func expectOpen(s *session, c *harness.Client, w harness.Window, since time.Time
 }
 
 // servedConn connects to the shared server until a connection is served
-// (an echo answered) or the overload window ends, and fails the spec then.
+// (an echo answered) or the reopen bound ends, and fails the spec then.
 // It returns the served connection, which stays open.
 func servedConn(s *session, what string) *harness.Client {
 	var served *harness.Client
@@ -197,10 +197,10 @@ func servedConn(s *session, what string) *harness.Client {
 		}
 		served = c
 		return nil
-	}).WithContext(s.ctx).WithTimeout(s.w.overload).WithPolling(s.w.quiet.D).Should(Succeed())
+	}).WithContext(s.ctx).WithTimeout(s.w.reopen).WithPolling(s.w.quiet.D).Should(Succeed())
 	if !ok {
 		got, _, _ := strings.Cut(fmt.Sprint(last), "\n")
-		s.fail(nil, nil, fmt.Sprintf("%s not served within %v (last attempt: %s)", what, s.w.overload, got), what+" served")
+		s.fail(nil, nil, fmt.Sprintf("%s not served within %v (last attempt: %s)", what, s.w.reopen, got), what+" served")
 	}
 	return served
 }
