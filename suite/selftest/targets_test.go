@@ -2,6 +2,7 @@ package selftest
 
 import (
 	"fmt"
+	"strings"
 
 	"echoadd/suite/selftest/faulty"
 )
@@ -12,15 +13,31 @@ const (
 	faultyMaxMessageSize = "1048576"
 )
 
+// The limits runs declare these to the runner and start the server with
+// them, and run only the specs that check them: an idle timeout would close
+// the connections other specs hold idle, and a limit of 8 would refuse most
+// of EA-CONC-1's 100 clients.
+const (
+	limitsIdleTimeout = "1s"
+	limitsMaxConns    = "8"
+	limitsFilter      = "EA-LIM-4 || EA-LIM-5"
+)
+
+// limitsIDs are the requirements of limitsFilter: a limits run must give
+// each PASS, but those it expects to fail.
+var limitsIDs = []string{"EA-LIM-4", "EA-LIM-5"}
+
 // target is one run of the runner and the verdicts it must give.
 type target struct {
-	name    string
-	bundled bool         // the runner's bundled reference, else faulty-server
-	fault   faulty.Fault // for faulty-server
-	framing string
-	must    []string // requirements that must FAIL, exactly
-	should  []string // SHOULD/MAY requirements that must be NON-STRICT, exactly
-	hint    string   // text the failure output must contain, if any
+	name      string
+	bundled   bool         // the runner's bundled reference, else the server command below
+	reference bool         // the reference, started with --server-cmd (the runner's hidden server mode), else faulty-server
+	fault     faulty.Fault // for faulty-server
+	framing   string
+	limits    bool     // declare limitsIdleTimeout and limitsMaxConns, run only limitsFilter
+	must      []string // requirements that must FAIL, exactly
+	should    []string // SHOULD/MAY requirements that must be NON-STRICT, exactly
+	hint      string   // text the failure output must contain, if any
 }
 
 // long are the faults whose runs take longest (stop specs waiting out their
@@ -29,13 +46,32 @@ type target struct {
 var long = []faulty.Fault{faulty.IgnoreStop, faulty.Serial, faulty.StopKeepConns, faulty.Merge, faulty.TruncateLarge, faulty.Slow}
 
 func (tg target) args() []string {
-	if tg.bundled {
-		return []string{"--framing", tg.framing}
+	var limits []string
+	if tg.limits {
+		limits = []string{"--idle-timeout", limitsIdleTimeout, "--max-conns", limitsMaxConns}
 	}
-	cmd := fmt.Sprintf("exec %s --fault %q --listen 127.0.0.1:{port} --framing %s --read-timeout %s --max-message-size %s",
-		faultyBin, string(tg.fault), tg.framing, faultyReadTimeout, faultyMaxMessageSize)
-	return []string{"--server-cmd", cmd, "--framing", tg.framing,
+	if tg.bundled { // the runner starts the reference with the limits it declares
+		args := append([]string{"--framing", tg.framing}, limits...)
+		if tg.limits {
+			args = append(args, "--label-filter", limitsFilter)
+		}
+		return args
+	}
+	server := fmt.Sprintf("%s --fault %q", faultyBin, string(tg.fault))
+	if tg.reference {
+		server = runnerBin + " __reference-server --log-level warn"
+	}
+	cmd := fmt.Sprintf("exec %s --listen 127.0.0.1:{port} --framing %s --read-timeout %s --max-message-size %s",
+		server, tg.framing, faultyReadTimeout, faultyMaxMessageSize)
+	if tg.limits {
+		cmd += " " + strings.Join(limits, " ")
+	}
+	args := []string{"--server-cmd", cmd, "--framing", tg.framing,
 		"--read-timeout", faultyReadTimeout, "--max-message-size", faultyMaxMessageSize}
+	if tg.limits {
+		args = append(append(args, limits...), "--label-filter", limitsFilter)
+	}
+	return args
 }
 
 // allTargets: the bundled reference in every framing, the faulty core with
@@ -46,6 +82,9 @@ func allTargets() []target {
 		{name: "reference/len32", bundled: true, framing: "len32"},
 		{name: "reference/varint", bundled: true, framing: "varint"},
 		{name: "faulty/none", fault: faulty.None, framing: "len32"},
+		// EA-LIM-4 and EA-LIM-5, which need limits declared.
+		{name: "reference/limits/len32", bundled: true, framing: "len32", limits: true},
+		{name: "reference/limits/raw", reference: true, framing: "raw", limits: true},
 	}
 	for _, f := range faultTargets {
 		f.name = "faulty/" + string(f.fault)
@@ -124,6 +163,10 @@ var faultTargets = []target{
 	{fault: faulty.RawLenPrefix, framing: "raw",
 		must: []string{"EA-FRAME-1"},
 		hint: "--framing len32"},
+	{fault: faulty.NoIdleTimeout, framing: "len32", limits: true,
+		should: []string{"EA-LIM-4"}},
+	{fault: faulty.ConnLimitOffByOne, framing: "len32", limits: true,
+		should: []string{"EA-LIM-5"}},
 	{fault: faulty.IgnoreStop, framing: "len32",
 		must: []string{"EA-STOP-1", "EA-STOP-2", "EA-STOP-3", "EA-STOP-4"}},
 	{fault: faulty.StopNoDrain, framing: "len32",

@@ -213,17 +213,21 @@ func (c *conn) readUntilQuiet(p []byte) int {
 }
 
 // read reads from the client with the deadline the protocol allows: the
-// read timeout while a request is partly received, none between requests.
+// read timeout while a request is partly received, the idle timeout
+// between requests.
 func (c *conn) read(p []byte) (int, error) {
 	c.mu.Lock()
 	draining := c.draining
 	if !draining {
 		var deadline time.Time
-		if len(c.in) > 0 && c.srv.ReadTimeout > 0 {
+		switch {
+		case len(c.in) > 0 && c.srv.ReadTimeout > 0:
 			if c.requestFrom.IsZero() {
 				c.requestFrom = time.Now()
 			}
 			deadline = c.requestFrom.Add(c.srv.ReadTimeout)
+		case len(c.in) == 0 && c.srv.IdleTimeout > 0 && !(c.srv.Fault == NoIdleTimeout && c.replies > 0):
+			deadline = time.Now().Add(c.srv.IdleTimeout) // EA-LIM-4: readFailed closes, silently
 		}
 		c.nc.SetReadDeadline(deadline)
 	}

@@ -44,6 +44,10 @@ const (
 	Len32Low16    Fault = "len32-low16"     // len32 framing: uses only the low 16 bits of a length
 	RawLenPrefix  Fault = "raw-len-prefix"  // raw framing, but each reply gets a 4-byte length in front
 
+	// Limits (with --idle-timeout and --max-conns set).
+	NoIdleTimeout     Fault = "no-idle-timeout"       // sets the idle deadline only before the first request (a "handshake timeout"): once served, a connection may idle forever
+	ConnLimitOffByOne Fault = "conn-limit-off-by-one" // checks the limit with > instead of >=: serves one connection more than --max-conns
+
 	// Stopping.
 	IgnoreStop    Fault = "ignore-stop"     // ignores SIGTERM and SIGINT
 	StopNoDrain   Fault = "stop-no-drain"   // exits at once on stop, in the middle of writing a reply (large replies go out in pieces as produced)
@@ -56,6 +60,7 @@ var Faults = []Fault{
 	Serial, Pool4, RefuseAfterFirst, ExitOnReset, BusyIdle,
 	AddReturnsA, Reflect, NulTruncate, WrongField, OmittedIsError, OverflowCrash, GarbageSuccess, ExitOnMalformed, SmallBuffer,
 	Merge, TruncateLarge, SplitWrite, ExtraBytes, Reorder, Slow, CloseAfterOne, VarintOneByte, Len32Low16, RawLenPrefix,
+	NoIdleTimeout, ConnLimitOffByOne,
 	IgnoreStop, StopNoDrain, StopKeepConns, StopExitOne,
 }
 

@@ -20,6 +20,8 @@ type Server struct {
 	Framing        protocol.Framing
 	MaxMessageSize int           // 0 means protocol.DefaultMaxMessageSize
 	ReadTimeout    time.Duration // a request left partly sent this long closes the connection; 0 means none
+	IdleTimeout    time.Duration // a connection with no request in progress this long is closed; 0 means none
+	MaxConns       int           // a connection beyond this many gets Error CODE_OVERLOADED and is closed; 0 means no limit
 	// Exit ends the process, for the faults that do (exit-on-reset,
 	// exit-on-malformed). Nil means those faults close the connection.
 	Exit func(code int)
@@ -125,6 +127,10 @@ func (s *Server) track(nc net.Conn, goroutine bool) *conn {
 		nc.Close()
 		return nil
 	}
+	if s.overLimit() {
+		s.refuse(nc)
+		return nil
+	}
 	c := newConn(s, nc)
 	if s.conns == nil {
 		s.conns = map[*conn]struct{}{}
@@ -135,6 +141,31 @@ func (s *Server) track(nc net.Conn, goroutine bool) *conn {
 		go c.serve()
 	}
 	return c
+}
+
+// overLimit reports whether one more connection would be over MaxConns
+// (EA-LIM-5). The caller holds mu.
+func (s *Server) overLimit() bool {
+	if s.MaxConns <= 0 {
+		return false
+	}
+	if s.Fault == ConnLimitOffByOne {
+		return len(s.conns) > s.MaxConns
+	}
+	return len(s.conns) >= s.MaxConns
+}
+
+// refuse answers a connection beyond MaxConns with Error CODE_OVERLOADED
+// and closes it (EA-LIM-5). One small write to a new connection does not
+// block for long; the deadline bounds it anyway.
+func (s *Server) refuse(nc net.Conn) {
+	defer nc.Close()
+	b, err := s.Framing.AppendMessage(nil, protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, ""))
+	if err != nil {
+		return
+	}
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	nc.Write(b)
 }
 
 func (s *Server) done(c *conn) {

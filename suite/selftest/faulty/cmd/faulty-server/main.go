@@ -41,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&framing, "framing", "raw, len32 or varint")
 	fs.IntVar(&srv.MaxMessageSize, "max-message-size", protocol.DefaultMaxMessageSize, "largest request in bytes")
 	fs.DurationVar(&srv.ReadTimeout, "read-timeout", time.Second, "close a connection whose request stays partial this long (0: never)")
+	fs.DurationVar(&srv.IdleTimeout, "idle-timeout", 0, "close a connection with no request in progress this long (0: never)")
+	fs.IntVar(&srv.MaxConns, "max-conns", 0, "most connections served at once; one more gets Error CODE_OVERLOADED (0: no limit)")
 	fs.DurationVar(&grace, "shutdown-grace", 5*time.Second, "how long a stop waits for connections")
 	if err := fs.Parse(args); err != nil {
 		return 3
