@@ -114,7 +114,7 @@ var _ = Describe("Limits and timeouts", func() {
 		inUse := time.Now()
 		Expect(c.Echo("in use 0")).To(Conform())
 		for i := 1; i <= gaps; i++ {
-			expectOpen(s, c, s.w.idleGap, inUse, fmt.Sprintf("the connection open: a request every %v keeps it in use", s.w.idleGap.D))
+			expectOpen(s, c, s.w.idleGap, time.Now(), fmt.Sprintf("the connection open: a request every %v keeps it in use", s.w.idleGap.D))
 			Expect(c.Echo(fmt.Sprintf("in use %d", i))).To(Conform())
 		}
 		c.Note("in use for %v, open throughout", time.Since(inUse).Round(time.Millisecond))
@@ -159,7 +159,7 @@ var _ = Describe("Limits and timeouts", func() {
 		Expect(extra.ExpectClosed(s.w.closing)).To(Conform())
 
 		Expect(served[0].Close()).To(Succeed())
-		servedConn(s, fmt.Sprintf("a new connection, after %s closed", served[0].Name()))
+		servedConn(s, fmt.Sprintf("a new connection after %s closed", served[0].Name()))
 	})
 })
 
@@ -200,7 +200,7 @@ func servedConn(s *session, what string) *harness.Client {
 	}).WithContext(s.ctx).WithTimeout(s.w.reopen).WithPolling(s.w.quiet.D).Should(Succeed())
 	if !ok {
 		got, _, _ := strings.Cut(fmt.Sprint(last), "\n")
-		s.fail(nil, nil, fmt.Sprintf("%s not served within %v (last attempt: %s)", what, s.w.reopen, got), what+" served")
+		s.fail(nil, nil, fmt.Sprintf("%s: not served within %v (last attempt: %s)", what, s.w.reopen, got), "it served (an echo answered)")
 	}
 	return served
 }
