@@ -145,8 +145,9 @@ func (s *Server) ListenAndServe() error {
 	return s.Serve(l)
 }
 
-// Serve accepts connections on l and serves each in its own goroutine until
-// Shutdown or Close, then returns ErrServerClosed. It takes ownership of l
+// Serve accepts connections on l and serves them with the Engine (on the
+// epoll loops, or each in its own goroutine) until Shutdown or Close, then
+// returns ErrServerClosed. It takes ownership of l
 // and closes it on return. Any other accept error is returned, except
 // temporary ones such as EMFILE, after which Serve waits (5 ms, doubling up
 // to 1 s) and tries again. Serve may be called for several listeners.
