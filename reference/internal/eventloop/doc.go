@@ -20,15 +20,14 @@
 //
 // # Readiness
 //
-// Descriptors are registered level-triggered for EPOLLIN only. A loop reads
-// a connection once per readiness report, so a client that never stops
-// sending cannot starve the others, and no read is spent learning EAGAIN:
-// a short read means the socket is drained, a full one leaves the descriptor
-// ready for the next epoll_wait. EPOLLOUT is added (and EPOLLIN removed,
-// which is the backpressure) only while a write was partial, the one time
-// epoll_ctl(MOD) is called. EPOLLRDHUP is not registered: being level
-// triggered it would report again on every wait while the replies still due
-// after a half-close are written; read returning 0 says the same thing.
+// Descriptors are registered level-triggered for EPOLLIN (with EPOLLRDHUP
+// and EPOLLPRI, which only say that a short read may not have drained the
+// socket). A loop reads a connection once per readiness report, so a client
+// that never stops sending cannot starve the others, and no read is spent
+// learning EAGAIN: a short read means the socket is drained, a full one
+// leaves the descriptor ready for the next epoll_wait. EPOLLOUT replaces
+// EPOLLIN (which is the backpressure) only while a write was partial, the
+// one time epoll_ctl(MOD) is called.
 //
 // # Blocking
 //
@@ -36,7 +35,10 @@
 // pollable, so it is registered with Go's network poller (as an os.File)
 // and the loop goroutine parks there like any goroutine waiting for a
 // socket; epoll_wait is only called with a zero timeout, read and write only
-// on non-blocking sockets, all as raw system calls. A loop blocked in
+// on non-blocking sockets, all as raw system calls. After a round that
+// drained every socket it handled, the loop parks without the empty
+// epoll_wait that would confirm it: each new readiness wakes Go's poller
+// anew (see loop.step). A loop blocked in
 // epoll_wait would hold an OS thread and a P in the syscall state, which
 // keeps the runtime's sysmon from sleeping and has it retake those Ps, at a
 // cost in CPU and latency; parked in the poller, an idle engine leaves every

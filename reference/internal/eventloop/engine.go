@@ -91,6 +91,7 @@ type Conn struct {
 	// counted: served, against MaxConns; false for one refused at the limit.
 	counted bool
 	held    bool // a reply is being prepared elsewhere (Hold); input waits
+	tcp     bool // a TCP socket (see loop.onEvent)
 	loop    *loop
 	// Timer list membership (see timerList).
 	list       *timerList

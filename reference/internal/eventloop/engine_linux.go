@@ -260,8 +260,9 @@ func (e *Engine) stopped() bool {
 func (e *Engine) adopt(fd int) {
 	// Go sets TCP_NODELAY on the connections it accepts; so do we. On a
 	// Unix socket it fails, harmlessly.
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	// It succeeding is also how a TCP connection is told from others.
 	c := &Conn{fd: fd}
+	c.tcp = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) == nil
 	if limit := int64(e.cfg.MaxConns); limit > 0 && e.conns.Add(1) > limit {
 		e.conns.Add(-1)
 		e.log.Warn("connection refused: at the connection limit", "max_conns", e.cfg.MaxConns)
@@ -358,11 +359,18 @@ type loop struct {
 	events   []unix.EpollEvent
 	now      time.Duration // since e.epoch, read after each epoll_wait
 	draining bool
-	partial  timerList // a request partly received: ReadTimeout
-	idle     timerList // no request in progress: IdleTimeout
-	stalled  timerList // a reply not taken: WriteTimeout
-	linger   timerList // closing: LingerTimeout
-	timers   []*timerList
+	// again: a descriptor handled in this round may still be ready without
+	// the kernel signalling it anew, so epoll_wait must be called before
+	// parking (see step).
+	again   bool
+	stop    bool          // the loop must return
+	fail    error         // epoll_wait failed
+	due     time.Duration // the deadline set on the poller, on the loop's clock; -1: none
+	partial timerList     // a request partly received: ReadTimeout
+	idle    timerList     // no request in progress: IdleTimeout
+	stalled timerList     // a reply not taken: WriteTimeout
+	linger  timerList     // closing: LingerTimeout
+	timers  []*timerList
 
 	mu      sync.Mutex // guards the fields below
 	pending []*Conn    // adopted, not yet registered
@@ -385,7 +393,7 @@ const (
 	maxEvents   = 256
 	maxKeptOut  = 1 << 20 // a larger output buffer is dropped after use
 	drainReads  = 64      // reads per connection at Shutdown
-	readEvents  = unix.EPOLLIN
+	readEvents  = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLPRI
 	writeEvents = unix.EPOLLOUT
 )
 
@@ -470,6 +478,118 @@ func (l *loop) wake() {
 func (l *loop) run() {
 	defer l.e.loopsDone.Done()
 	defer l.exit()
+	if l.rc == nil {
+		l.runBlocking()
+		return
+	}
+	l.due = -1
+	for {
+		// RawConn.Read clears the descriptor's readiness in Go's poller,
+		// then calls step, which looks for events before it parks. It
+		// returns only when the loop must, or when a timer is due.
+		err := l.rc.Read(l.step)
+		switch {
+		case l.fail != nil:
+			err = l.fail
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			l.now = time.Since(l.e.epoch)
+			l.expire()
+			l.due = -1 // expired: set again, or cleared, below
+			if l.draining && l.live == 0 {
+				return
+			}
+			l.setTimer(true)
+			continue
+		}
+		if l.stop {
+			return
+		}
+		l.e.log.Error("waiting for events failed; closing this loop's connections", "err", err)
+		l.closeAll(err)
+		return
+	}
+}
+
+// step is the poller's look function: it handles rounds of events while
+// they keep coming, and returns false to park the goroutine in Go's poller
+// until the epoll descriptor is readable again, or true when the loop must
+// return.
+//
+// Parking needs no empty epoll_wait first when the last one returned less
+// than a full batch and left nothing ready that the kernel will not signal
+// again (again is false): every later readiness of a descriptor comes with
+// a wake-up callback, and Linux's callback (ep_poll_callback) wakes the
+// epoll file's pollers, Go's among them, each time, even when the
+// descriptor is still on the ready list. Go's poller keeps that readiness
+// until the goroutine waits (RawRead resets it only on entry), so an event
+// that arrived during the round makes the wait return at once.
+func (l *loop) step(uintptr) bool {
+	for {
+		n, err := epollWaitNow(l.epfd, l.events)
+		if err != nil {
+			l.fail = err
+			return true
+		}
+		if n == 0 {
+			return false
+		}
+		if l.round(n) {
+			l.stop = true
+			return true
+		}
+		l.setTimer(false)
+		if !l.again && n < len(l.events) {
+			return false
+		}
+	}
+}
+
+// round handles n events; it reports whether the loop must return.
+func (l *loop) round(n int) bool {
+	l.now = time.Since(l.e.epoch)
+	l.again = false
+	woken := false
+	for i := range n {
+		ev := &l.events[i]
+		if ev.Pad == wakeSeq {
+			woken = true
+			continue
+		}
+		fd := int(ev.Fd)
+		if fd >= len(l.conns) {
+			continue
+		}
+		if c := l.conns[fd]; c != nil && c.seq == ev.Pad {
+			l.onEvent(c, ev.Events)
+		}
+	}
+	// New connections are installed after the batch, so that no event
+	// of a descriptor closed above can reach a connection reusing it.
+	if woken && l.onWake() {
+		return true
+	}
+	l.expire()
+	return l.draining && l.live == 0
+}
+
+// setTimer sets the poller's deadline to the earliest timer's, if that is
+// earlier than the one set; a deadline later than needed is left, as one
+// that passes with nothing due costs one wake-up. With reset, a deadline
+// is cleared when no timer is armed.
+func (l *loop) setTimer(reset bool) {
+	due := l.nextDue()
+	switch {
+	case due >= 0 && (l.due < 0 || due < l.due):
+		l.due = due
+		l.setDeadline(l.e.epoch.Add(due))
+	case due < 0 && reset && l.deadline:
+		l.setDeadline(time.Time{})
+	}
+}
+
+// runBlocking is run for a loop whose epoll descriptor could not be
+// registered with Go's poller: it blocks in epoll_wait.
+func (l *loop) runBlocking() {
 	var timeout time.Duration = -1
 	for {
 		n, err := l.wait(l.events, timeout)
@@ -478,36 +598,13 @@ func (l *loop) run() {
 			l.closeAll(err)
 			return
 		}
-		l.now = time.Since(l.e.epoch)
-		woken := false
-		for i := range max(n, 0) {
-			ev := &l.events[i]
-			if ev.Pad == wakeSeq {
-				woken = true
-				continue
-			}
-			fd := int(ev.Fd)
-			if fd >= len(l.conns) {
-				continue
-			}
-			if c := l.conns[fd]; c != nil && c.seq == ev.Pad {
-				l.onEvent(c, ev.Events)
-			}
-		}
-		// New connections are installed after the batch, so that no event
-		// of a descriptor closed above can reach a connection reusing it.
-		if woken && l.onWake() {
-			return
-		}
-		l.expire()
-		if l.draining && l.live == 0 {
+		if l.round(max(n, 0)) {
 			return
 		}
 		timeout = l.nextTimeout()
-		if n > 0 && l.rc == nil {
-			// Blocking in epoll_wait: look again without blocking first,
-			// as under load the next events are already there. (The
-			// poller's wait looks before it parks.)
+		if n > 0 {
+			// Look again without blocking first, as under load the next
+			// events are already there.
 			timeout = 0
 		}
 	}
@@ -532,7 +629,9 @@ func (l *loop) exit() {
 // whether the loop must return.
 func (l *loop) onWake() bool {
 	var b [8]byte
-	_, _ = read(l.wakefd, b[:])
+	if n, err := read(l.wakefd, b[:]); n != len(b) && err != unix.EAGAIN {
+		l.again = true
+	}
 	l.mu.Lock()
 	pending, done := l.pending, l.resumed
 	l.pending, l.resumed = nil, nil
@@ -602,20 +701,36 @@ func (l *loop) install(c *Conn) {
 	}
 }
 
+// onEvent handles one event, and sets l.again unless c is left either
+// closed or not ready until its next wake-up callback: a write that was
+// partial is followed by one when the socket is writable, a full one by
+// epoll_ctl(MOD), which signals a descriptor already ready as a callback
+// would. Only TCP sockets are trusted this far.
 func (l *loop) onEvent(c *Conn, events uint32) {
 	if len(c.out) > 0 {
 		// Only EPOLLOUT is registered: writable, or an error or hang-up
 		// that the write reports.
+		if events != unix.EPOLLOUT || !c.tcp {
+			l.again = true
+		}
 		l.flush(c)
 		return
 	}
-	l.onReadable(c)
+	l.onReadable(c, events)
 }
 
-func (l *loop) onReadable(c *Conn) {
+// onReadable reads c once. A read that is short leaves a TCP socket
+// drained (it stops early only at urgent data, reported as EPOLLPRI) unless
+// the peer's FIN was queued behind the bytes, which the event then reports
+// as EPOLLRDHUP; a FIN or bytes that arrive after the epoll_wait come with
+// a callback of their own.
+func (l *loop) onReadable(c *Conn, events uint32) {
 	n, err := read(c.fd, l.buf)
 	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
+	case err == unix.EAGAIN:
+		return
+	case err == unix.EINTR:
+		l.again = true
 		return
 	case err != nil:
 		l.close(c, os.NewSyscallError("read", err))
@@ -623,6 +738,9 @@ func (l *loop) onReadable(c *Conn) {
 	case n == 0:
 		l.onEOF(c)
 		return
+	}
+	if n == len(l.buf) || events != unix.EPOLLIN || !c.tcp {
+		l.again = true
 	}
 	if c.state == stateLingering {
 		return // discarded
@@ -1022,6 +1140,20 @@ func (l *loop) expire() {
 			t.onExpire(c)
 		}
 	}
+}
+
+// nextDue is the earliest timer's deadline on the loop's clock, or -1.
+func (l *loop) nextDue() time.Duration {
+	var next time.Duration = -1
+	for _, t := range l.timers {
+		if t.head == nil {
+			continue
+		}
+		if d := t.head.since + t.timeout; next < 0 || d < next {
+			next = d
+		}
+	}
+	return next
 }
 
 // nextTimeout is how long the loop may wait: until the earliest deadline,

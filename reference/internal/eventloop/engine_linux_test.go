@@ -664,3 +664,100 @@ func TestSteadyStateAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations per round trip, want 0", allocs)
 	}
 }
+
+// TestNoReadinessIsLostUnderLoad drives many connections at once with
+// bursts of pipelined requests, some split across writes and some larger
+// than the loop's read buffer, each ending with a half-close sent right
+// after its last burst. A readiness the loop failed to notice would leave a
+// client waiting for a reply or for EOF until its deadline.
+func TestNoReadinessIsLostUnderLoad(t *testing.T) {
+	const conns, bursts = 24, 40
+	for _, f := range []protocol.Framing{protocol.Len32, protocol.Varint} {
+		t.Run(f.String(), func(t *testing.T) {
+			s := start(t, f, eventloop.Config{Loops: 1, ReadBufferSize: 512})
+			clients := make([]*client, conns)
+			for i := range clients {
+				clients[i] = dial(t, s.addr, f)
+			}
+			errs := make(chan error, conns)
+			for i, c := range clients {
+				go func() { errs <- c.burst(i, bursts) }()
+			}
+			for range conns {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+// burst is one client of TestNoReadinessIsLostUnderLoad; it reports the
+// first error instead of failing the test from its goroutine.
+func (c *client) burst(id, bursts int) error {
+	for b := range bursts {
+		k := 1 + (id*7+b*3)%16
+		var all []byte
+		var want []string
+		for j := range k {
+			content := strings.Repeat(string(rune('a'+(id+j)%26)), (id*131+b*17+j*29)%1500)
+			m, err := c.f.AppendMessage(all, protocol.EchoRequest(content))
+			if err != nil {
+				return err
+			}
+			all = m
+			want = append(want, content)
+		}
+		half := len(all) / 2
+		if (id+b)%3 == 0 { // split in two writes
+			if _, err := c.nc.Write(all[:half]); err != nil {
+				return err
+			}
+			all = all[half:]
+		}
+		if _, err := c.nc.Write(all); err != nil {
+			return err
+		}
+		last := b == bursts-1
+		if last {
+			if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+				return err
+			}
+		}
+		for _, content := range want {
+			msg, err := c.dec.Next()
+			if err != nil {
+				return fmt.Errorf("conn %d burst %d: reading a reply: %w", id, b, err)
+			}
+			m, err := protocol.DecodeReply(msg)
+			if err != nil {
+				return err
+			}
+			if got := m.GetEchoMessage().GetContent(); got != content {
+				return fmt.Errorf("conn %d burst %d: got echo of %d bytes, want %d", id, b, len(got), len(content))
+			}
+		}
+	}
+	var one [1]byte
+	if n, err := c.nc.Read(one[:]); n != 0 || err != io.EOF {
+		return fmt.Errorf("conn %d: read = %d, %v after the half-close; want EOF", id, n, err)
+	}
+	return nil
+}
+
+// TestRequestAndHalfCloseTogether sends a request and the FIN right after
+// it, many times: the FIN is often queued behind the request by the time
+// the loop reads, and the loop must still notice it and close.
+func TestRequestAndHalfCloseTogether(t *testing.T) {
+	s := start(t, protocol.Len32, eventloop.Config{Loops: 1})
+	for i := range 200 {
+		c := dial(t, s.addr, protocol.Len32)
+		c.write(c.frame(protocol.AddRequestOf(int32(i), 1)))
+		if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		c.expectSum(int32(i + 1))
+		c.expectEOF()
+		c.nc.Close()
+	}
+}

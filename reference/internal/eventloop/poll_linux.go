@@ -109,6 +109,14 @@ func (p *poller) wait(events []unix.EpollEvent, timeout time.Duration) (int, err
 	return p.n, p.err
 }
 
+// setDeadline bounds the current or next RawConn.Read on the epoll
+// descriptor: it returns os.ErrDeadlineExceeded at t (zero: no limit).
+// It may be called from inside the Read's function.
+func (p *poller) setDeadline(t time.Time) {
+	p.file.SetReadDeadline(t)
+	p.deadline = !t.IsZero()
+}
+
 func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
 	switch e {
