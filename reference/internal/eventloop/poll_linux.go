@@ -3,7 +3,6 @@
 package eventloop
 
 import (
-	"errors"
 	"os"
 	"syscall"
 	"time"
@@ -22,20 +21,15 @@ import (
 // (EA-CONC-4) and latency on a busy one. With the poller, an idle engine
 // leaves every P idle.
 //
-// epoll_wait is only ever called with a zero timeout, and read/write only on
-// non-blocking sockets, so they use raw system calls: none can block.
+// The loop waits with rc.Read (see loop.run) and then calls epoll_wait only
+// with a zero timeout, and read/write only on non-blocking sockets, so they
+// use raw system calls: none can block. wait is for an epoll descriptor
+// the runtime could not register: it blocks in epoll_wait.
 type poller struct {
 	epfd     int
 	file     *os.File        // owns epfd; nil if it could not be made
 	rc       syscall.RawConn // file's, registered with Go's poller; nil: block in epoll_wait instead
 	deadline bool            // a read deadline is set on file
-
-	// look is the function RawConn.Read calls, made once so that waiting
-	// allocates nothing; it reads events and leaves its results in n, err.
-	look   func(uintptr) bool
-	events []unix.EpollEvent
-	n      int
-	err    error
 }
 
 func newPoller() (*poller, error) {
@@ -54,10 +48,6 @@ func newPoller() (*poller, error) {
 	if err == nil && p.file.SetReadDeadline(time.Time{}) == nil {
 		p.rc = rc
 	}
-	p.look = func(uintptr) bool {
-		p.n, p.err = epollWaitNow(p.epfd, p.events)
-		return p.n > 0 || p.err != nil
-	}
 	return p, nil
 }
 
@@ -69,44 +59,21 @@ func (p *poller) close() {
 	}
 }
 
-// wait returns the ready events, waiting until some arrive or until timeout
-// passes (timeout < 0: no limit; 0: do not wait).
+// wait returns the ready events, blocking in epoll_wait until some arrive
+// or until timeout passes (timeout < 0: no limit; 0: do not wait).
 func (p *poller) wait(events []unix.EpollEvent, timeout time.Duration) (int, error) {
 	if timeout == 0 {
 		return epollWaitNow(p.epfd, events)
 	}
-	if p.rc == nil {
-		msec := -1
-		if timeout > 0 {
-			msec = int((timeout + time.Millisecond - 1) / time.Millisecond)
-		}
-		n, err := unix.EpollWait(p.epfd, events, msec)
-		if err == unix.EINTR {
-			return 0, nil
-		}
-		return n, err
+	msec := -1
+	if timeout > 0 {
+		msec = int((timeout + time.Millisecond - 1) / time.Millisecond)
 	}
-	switch {
-	case timeout > 0:
-		p.file.SetReadDeadline(time.Now().Add(timeout))
-		p.deadline = true
-	case p.deadline:
-		p.file.SetReadDeadline(time.Time{})
-		p.deadline = false
-	}
-	// RawConn.Read clears the descriptor's readiness, calls look (events
-	// that arrived before are found by it), and if it returns false parks
-	// until the runtime's poller reports epfd readable again.
-	p.events = events
-	err := p.rc.Read(p.look)
-	p.events = nil
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	n, err := unix.EpollWait(p.epfd, events, msec)
+	if err == unix.EINTR {
 		return 0, nil
 	}
-	if err != nil {
-		return 0, err
-	}
-	return p.n, p.err
+	return n, err
 }
 
 // setDeadline bounds the current or next RawConn.Read on the epoll
