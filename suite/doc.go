@@ -40,11 +40,17 @@
 // "legacy"). Lifecycle specs also carry "lifecycle".
 //
 // A failure message's first line is "IDS: got X, want Y". IDS are the
-// requirements the observation violates by itself when the harness knows
-// them (EA-CONN-6 for a late reply, EA-MSG-1 for an undecodable one, the
-// framing's EA-FRAME-n for bytes that are not a frame), followed by
-// "(checking ...)" with the spec's own IDs when they differ; otherwise the
-// spec's IDs. A framing hint may follow ("try --framing len32"), then the
+// requirements the observation breaks, which the harness's check knows
+// (harness.Failure.Blame): EA-CONN-6 for a late reply, EA-MSG-1 for an
+// undecodable one, the framing's EA-FRAME-n for bytes that are not a frame,
+// EA-CONN-1 for an extra reply, EA-CONN-2 for the reply to a later request;
+// for a wrong echo the one of EA-ECHO-1/2/3 the spec checks (else
+// EA-ECHO-1), for a wrong sum the one of EA-ADD-1/2/3; for a close with a
+// reply due EA-CONN-3, and for no reply EA-CONN-1, unless the spec checks
+// a requirement that the request be served (EA-MAL-1, EA-CONC-3, ...).
+// "(checking ...)" follows with the spec's own IDs when they differ. A
+// spec's own check, or a harness check that cannot tell, names the spec's
+// IDs. A framing hint may follow ("try --framing len32"), then the
 // wire transcript of the connection (or connections) involved. A failure
 // the target is not to blame for starts "HARNESS ERROR" (suite/report
 // counts those as harness errors, not verdicts).

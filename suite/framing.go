@@ -47,7 +47,7 @@ var _ = Describe("Framing", func() {
 				Expect(c.Send(protocol.EchoRequest(content))).To(Conform())
 				r, err := c.ExpectReply()
 				Expect(err).To(Conform())
-				checkReplyKind(s, c, r, "echo_message")
+				checkReplyKind(c, r, "echo_message")
 				if r.Msg.GetEchoMessage().GetContent() != content {
 					s.fail(c, []string{"EA-ECHO-1"}, r.String(), "the echo of the content sent")
 				}
@@ -89,7 +89,7 @@ var _ = Describe("Framing", func() {
 			Expect(c.Send(protocol.EchoRequest(content))).To(Conform())
 			r, err := c.ExpectReply()
 			Expect(err).To(Conform())
-			checkReplyKind(s, c, r, "echo_message")
+			checkReplyKind(c, r, "echo_message")
 			if spread := r.Last.Sub(r.First); spread > s.w.oneWrite {
 				s.fail(c, nil, fmt.Sprintf("a %d-byte reply arriving over %v", len(r.Frame), spread.Round(time.Millisecond)), fmt.Sprintf("all of it within %v of its first byte (one write)", s.w.oneWrite))
 			}

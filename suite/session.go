@@ -147,8 +147,15 @@ func (s *session) dial() *harness.Client {
 func (s *session) dialAddr(addr string) *harness.Client {
 	c, err := s.tryDial(addr)
 	if err != nil {
-		got, details, _ := strings.Cut(err.Error(), "\n") // the server's output, if any, goes below
-		s.fail(nil, nil, got, "a connection", details)
+		var f *harness.Failure
+		if !errors.As(err, &f) {
+			s.fail(nil, nil, err.Error(), "a connection")
+		}
+		var details []string // the server's output, if any
+		if f.Transcript != "" {
+			details = append(details, f.Transcript)
+		}
+		s.fail(nil, f.Blame(specIDs()), f.Got, f.Want, details...)
 	}
 	return c
 }
@@ -176,7 +183,13 @@ func (s *session) tryDial(addr string) (*harness.Client, error) {
 		if _, p := sharedTarget(); p != nil && addr == p.Addr {
 			select { // a crash may be a moment from being reaped
 			case <-p.Exited():
-				err = fmt.Errorf("%w; the server process has exited: %v\n%s", err, p.ExitStatus(), p.OutputSection())
+				var f *harness.Failure
+				if errors.As(err, &f) {
+					f.Got += fmt.Sprintf("; the server process has exited: %v", p.ExitStatus())
+					f.Transcript = p.OutputSection()
+				} else {
+					err = fmt.Errorf("%w; the server process has exited: %v\n%s", err, p.ExitStatus(), p.OutputSection())
+				}
 			case <-time.After(s.w.quiet.D):
 			}
 		}
@@ -302,7 +315,7 @@ func failureText(err error) string {
 	var f *harness.Failure
 	if errors.As(err, &f) {
 		var b strings.Builder
-		b.WriteString(idLine(f.IDs) + f.Reason())
+		b.WriteString(idLine(f.Blame(specIDs())) + f.Reason())
 		if f.Hint != "" {
 			b.WriteString("\nhint: " + f.Hint)
 		}

@@ -59,13 +59,22 @@ type Client struct {
 
 	// Writing side: the client splits what it sends, so that each reply's
 	// latency is measured from when its request was sent whole.
-	obuf     []byte      // sent bytes not yet split into requests
-	otrack   bool        // false once the sent stream stopped being requests
-	frames   int         // frames sent so far
-	pending  []time.Time // when each valid request not yet answered was sent whole
-	probes   int
-	closedWr bool
-	recent   [][]byte // the last replies' bodies, to recognise a repeat
+	obuf      []byte      // sent bytes not yet split into requests
+	otrack    bool        // false once the sent stream stopped being requests
+	frames    int         // frames sent so far
+	pending   []request   // the valid requests not yet answered, in order
+	framed    []time.Time // when each frame, valid request or not, was sent whole
+	probes    int
+	closedWr  bool
+	malformed bool     // something sent was not a valid request: the server may close for it
+	recent    [][]byte // the last replies' bodies, to recognise a repeat
+}
+
+// request is a valid request the client sent whole, awaiting its reply.
+type request struct {
+	msg  *protocol.ClientMessage
+	size int       // encoded bytes, without the framing's prefix
+	sent time.Time // when it was sent whole
 }
 
 type arrival struct {
@@ -92,7 +101,10 @@ func Dial(ctx context.Context, addr string, o Options) (*Client, error) {
 	d := net.Dialer{Timeout: o.DialTimeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, DialError(addr, err)
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, (&Failure{Got: DialError(addr, err).Error(), Want: "a connection"}).breaks(notAccepted)
 	}
 	c := &Client{
 		conn:     nc.(*net.TCPConn),
@@ -249,7 +261,7 @@ func (c *Client) write(b []byte) error {
 		return c.fail(nil, fmt.Sprintf("a write of %d bytes still blocked after %v", len(b), c.writeTimeout()), "the server to read what it is sent")
 	}
 	c.tr.note("write failed: %v", err)
-	return c.fail(nil, fmt.Sprintf("the connection closed by the server while sending (%v)", err), "the connection open")
+	return c.fail(nil, fmt.Sprintf("the connection closed by the server while sending (%v)", err), "the connection open").breaks(c.closedBreach(err))
 }
 
 // track splits the sent stream into requests, as a server would, and notes
@@ -267,10 +279,12 @@ func (c *Client) track(at time.Time, b []byte) string {
 		}
 		if err == nil {
 			c.frames++
+			c.framed = append(c.framed, at)
 			if req, derr := protocol.DecodeRequest(msg); derr != nil {
+				c.malformed = true
 				notes = append(notes, fmt.Sprintf("frame #%d: not a valid request (%v)", c.frames, derr))
 			} else {
-				c.pending = append(c.pending, at)
+				c.pending = append(c.pending, request{msg: req, size: len(msg), sent: at})
 				notes = append(notes, fmt.Sprintf("request #%d: %s", c.frames, describeRequest(req)))
 			}
 		}
@@ -284,7 +298,7 @@ func (c *Client) track(at time.Time, b []byte) string {
 			}
 		default:
 			notes = append(notes, "from here on not a request stream: "+err.Error())
-			c.otrack, c.obuf = false, nil
+			c.otrack, c.obuf, c.malformed = false, nil, true
 		}
 		return strings.Join(notes, "; ")
 	}
@@ -386,6 +400,7 @@ func (c *Client) decode(n, prefix int) outcome {
 		return o
 	}
 	r := &Reply{Index: c.replies, Msg: msg, Strict: strict, Frame: frame, Prefix: prefix, First: first, Last: last}
+	r.unasked = c.otrack && c.sentBefore(last) < r.Index
 	for i, body := range c.recent {
 		if string(body) == string(r.Body()) {
 			r.repeats = c.replies - len(c.recent) + i
@@ -400,6 +415,15 @@ func (c *Client) decode(n, prefix int) outcome {
 		c.tr.note("%s", r)
 	}
 	return outcome{reply: r, hint: rest}
+}
+
+// sentBefore counts the frames sent whole by t.
+func (c *Client) sentBefore(t time.Time) int {
+	n := 0
+	for n < len(c.framed) && !c.framed[n].After(t) {
+		n++
+	}
+	return n
 }
 
 func (c *Client) arrivalOf(off int) time.Time {

@@ -1,7 +1,9 @@
 package harness
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -34,7 +36,7 @@ func (c *Client) Probe() error {
 	if err := c.Send(protocol.EchoRequest(marker)); err != nil {
 		return err
 	}
-	r, err := c.expectReply("the probe's echo " + quote(marker))
+	r, err := c.expectReply("the probe's echo "+quote(marker), dueProbe)
 	if err != nil {
 		return err
 	}
@@ -47,7 +49,7 @@ func (c *Client) Probe() error {
 // ExpectEcho checks that the next reply is an echo of exactly content.
 func (c *Client) ExpectEcho(content string) error {
 	want := "echo_message " + quote(content)
-	r, err := c.expectReply(want)
+	r, err := c.expectReply(want, dueRequest)
 	if err != nil {
 		return err
 	}
@@ -55,10 +57,15 @@ func (c *Client) ExpectEcho(content string) error {
 		return err
 	}
 	if got := r.Msg.GetEchoMessage().GetContent(); got != content {
-		if r.repeats > 0 {
+		switch {
+		case r.repeats > 0:
 			return c.fail([]string{"EA-CONN-1"}, fmt.Sprintf("%s, a copy of reply #%d", r, r.repeats), want)
+		case r.extra():
+			return c.fail([]string{"EA-CONN-1"}, r.String()+", answering no request", want)
+		case c.answersLater(r):
+			return c.fail([]string{"EA-CONN-2"}, r.String()+", the reply to a later request", want)
 		}
-		return c.fail(nil, fmt.Sprintf("echo_message %s: %d bytes, %s", quote(got), len(got), firstDifference(got, content)), fmt.Sprintf("%s: %d bytes", want, len(content)))
+		return c.fail(nil, fmt.Sprintf("echo_message %s: %d bytes, %s", quote(got), len(got), firstDifference(got, content)), fmt.Sprintf("%s: %d bytes", want, len(content))).breaks(wrongEcho)
 	}
 	return c.checkLatency(r)
 }
@@ -67,7 +74,7 @@ func (c *Client) ExpectEcho(content string) error {
 // sum of a and b.
 func (c *Client) ExpectSum(a, b, want int32) error {
 	wantText := fmt.Sprintf("add_response result=%d (= %d + %d)", want, a, b)
-	r, err := c.expectReply(wantText)
+	r, err := c.expectReply(wantText, dueRequest)
 	if err != nil {
 		return err
 	}
@@ -75,10 +82,15 @@ func (c *Client) ExpectSum(a, b, want int32) error {
 		return err
 	}
 	if got := r.Msg.GetAddResponse().GetResult(); got != want {
-		if r.repeats > 0 {
+		switch {
+		case r.repeats > 0:
 			return c.fail([]string{"EA-CONN-1"}, fmt.Sprintf("%s, a copy of reply #%d", r, r.repeats), wantText)
+		case r.extra():
+			return c.fail([]string{"EA-CONN-1"}, r.String()+", answering no request", wantText)
+		case c.answersLater(r):
+			return c.fail([]string{"EA-CONN-2"}, r.String()+", the reply to a later request", wantText)
 		}
-		return c.fail(nil, fmt.Sprintf("add_response result=%d", got), wantText)
+		return c.fail(nil, fmt.Sprintf("add_response result=%d", got), wantText).breaks(wrongSum)
 	}
 	return c.checkLatency(r)
 }
@@ -86,7 +98,7 @@ func (c *Client) ExpectSum(a, b, want int32) error {
 // ExpectReply returns the next reply, whatever it is, as long as it is a
 // decodable ServerMessage arriving within the latency bound.
 func (c *Client) ExpectReply() (*Reply, error) {
-	r, err := c.expectReply("a reply")
+	r, err := c.expectReply("a reply", dueRequest)
 	if err != nil {
 		return nil, err
 	}
@@ -106,11 +118,13 @@ func (c *Client) ExpectErrorReply(codes ...protocol.Code) (*Reply, error) {
 		}
 	}
 	o := c.next(time.Now().Add(c.opts.Latency))
-	if err := c.unexpected(o, want, fmt.Sprintf("no reply within %v", c.opts.Latency)); err != nil {
+	if err := c.unexpected(o, want, fmt.Sprintf("no reply within %v", c.opts.Latency), dueNone); err != nil {
 		return nil, err
 	}
 	r := o.reply
 	switch {
+	case r.extra():
+		return r, c.fail([]string{"EA-CONN-1"}, r.String()+", answering no request", want)
 	case r.Msg.GetError() == nil:
 		return r, c.failWithHint(nil, r.String(), want, o.hint)
 	case r.Strict != nil:
@@ -156,6 +170,8 @@ func (c *Client) ExpectNoSuccess(w Window) (Outcome, error) {
 		return Outcome{Silent: true}, nil
 	case o.closed != nil && len(c.rbuf) == 0:
 		return Outcome{Closed: o.closed}, nil
+	case o.reply != nil && o.reply.extra():
+		return Outcome{Reply: o.reply}, c.fail([]string{"EA-CONN-1"}, o.reply.String()+", answering no request", want)
 	case o.reply != nil && !o.reply.IsSuccess():
 		return Outcome{Reply: o.reply}, nil
 	case o.reply != nil:
@@ -182,6 +198,8 @@ func (c *Client) ExpectClosed(w Window) error {
 	case o.silent:
 		c.tr.note("still open at the end of the %s", w)
 		return c.fail(nil, "the connection still open", want)
+	case o.reply != nil && o.reply.extra():
+		return c.fail([]string{"EA-CONN-1"}, o.reply.String()+", answering no request", want)
 	case o.reply != nil:
 		return c.failWithHint(nil, o.reply.String(), want, o.hint)
 	default:
@@ -247,13 +265,13 @@ func (c *Client) AwaitReplyStart(w Window) error {
 // expectReply waits for the next reply to a request: until the latency
 // bound after that request was sent whole (or from now, if the client does
 // not know when), and a bound more to tell a late reply from none.
-func (c *Client) expectReply(want string) (*Reply, error) {
+func (c *Client) expectReply(want string, d due) (*Reply, error) {
 	bound := c.opts.Latency
 	start := time.Now()
 	deadline := start.Add(bound)
 	var sent time.Time
 	if len(c.pending) > 0 {
-		sent = c.pending[0]
+		sent = c.pending[0].sent
 		// A reply the spec reads late is still read: it may be waiting.
 		deadline = maxTime(sent.Add(bound), time.Now().Add(bound/4))
 	}
@@ -270,7 +288,7 @@ func (c *Client) expectReply(want string) (*Reply, error) {
 	if !sent.IsZero() {
 		from, what = sent, "of its request"
 	}
-	if err := c.unexpected(o, want, fmt.Sprintf("no reply within %v %s", time.Since(from).Round(time.Millisecond), what)); err != nil {
+	if err := c.unexpected(o, want, fmt.Sprintf("no reply within %v %s", time.Since(from).Round(time.Millisecond), what), d); err != nil {
 		return nil, err
 	}
 	c.answered(o.reply, sent)
@@ -279,13 +297,36 @@ func (c *Client) expectReply(want string) (*Reply, error) {
 
 func (c *Client) answered(r *Reply, sent time.Time) {
 	if len(c.pending) > 0 {
+		q := c.pending[0]
+		r.request = &q
 		c.pending = c.pending[1:]
 	}
 	r.Sent = sent
 }
 
-// unexpected turns every outcome but a reply into a Failure.
-func (c *Client) unexpected(o outcome, want, silence string) error {
+// due says what awaits the next reply: nothing the client tracks (an Error
+// reply to malformed input), a request of the spec's, or the client's probe.
+type due int
+
+const (
+	dueNone due = iota
+	dueRequest
+	dueProbe
+)
+
+// unexpected turns every outcome but a reply into a Failure. When a request
+// awaits the reply, a close breaks EA-CONN-3 or EA-TRANS-1 and silence
+// EA-CONN-1, or the spec's requirement that the request be served (see
+// closedFirst, noReply...); otherwise they break the spec's own.
+func (c *Client) unexpected(o outcome, want, silence string, d due) error {
+	closed, silent, partial := breach{}, breach{}, breach{}
+	switch d {
+	case dueRequest:
+		closed, silent, partial = c.closedBreach(o.closed), noReply, partialReply(c.framingID())
+	case dueProbe:
+		closed, silent, partial = c.closedBreach(o.closed), noProbeReply, partialReply(c.framingID())
+	}
+	var f *Failure
 	switch {
 	case o.abort != nil:
 		return o.abort
@@ -294,33 +335,86 @@ func (c *Client) unexpected(o outcome, want, silence string) error {
 	case o.bad != "":
 		return c.failWithHint(o.badIDs, o.bad, want, o.hint)
 	case o.closed != nil && len(c.rbuf) > 0:
-		return c.failWithHint(nil, fmt.Sprintf("the connection closed in the middle of a reply, after %d bytes", len(c.rbuf)), want, o.hint)
+		f = c.failWithHint(nil, fmt.Sprintf("the connection closed in the middle of a reply, after %d bytes", len(c.rbuf)), want, o.hint)
+		f.breaks(closed)
 	case o.closed != nil:
-		return c.fail(nil, "the connection closed ("+o.closed.Error()+")", want)
+		f = c.fail(nil, "the connection closed ("+o.closed.Error()+")", want)
+		f.breaks(closed)
 	case len(c.rbuf) > 0:
-		return c.failWithHint(nil, fmt.Sprintf("%d bytes that are no whole reply, then %s", len(c.rbuf), silence), want, o.hint)
+		f = c.failWithHint(nil, fmt.Sprintf("%d bytes that are no whole reply, then %s", len(c.rbuf), silence), want, o.hint)
+		f.breaks(partial)
 	default:
-		return c.fail(nil, silence, want)
+		f = c.fail(nil, silence, want)
+		f.breaks(silent)
 	}
+	return f
 }
 
-// checkKind checks a reply's oneof: the wrong success reply, or one not
-// decodable with the schema, violates EA-MSG-1; an error reply violates the
-// spec's own requirement.
+// closedBreach is what the server's close, seen as err (io.EOF, a reset, a
+// failed write), breaks with a reply due.
+func (c *Client) closedBreach(err error) breach {
+	switch {
+	case c.closedWr:
+		return closedHalf
+	case c.malformed:
+		return closedAfterMalformed
+	case c.replies > 0:
+		return closedLater
+	case len(c.rbuf) > 0:
+		return closedInReply
+	case errors.Is(err, io.EOF):
+		return closedUnserved
+	}
+	return resetUnserved
+}
+
+// answersLater reports whether r is the right reply to a request sent
+// after the one it should answer: replies out of order (EA-CONN-2).
+func (c *Client) answersLater(r *Reply) bool {
+	for _, q := range c.pending {
+		switch {
+		case q.msg.GetEchoMessage() != nil && r.Msg.GetEchoMessage() != nil:
+			if q.msg.GetEchoMessage().GetContent() == r.Msg.GetEchoMessage().GetContent() {
+				return true
+			}
+		case q.msg.GetAddRequest() != nil && r.Msg.GetAddResponse() != nil:
+			a, b := q.msg.GetAddRequest().GetA(), q.msg.GetAddRequest().GetB()
+			if a+b == r.Msg.GetAddResponse().GetResult() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkKind checks a reply's oneof: the reply to a later request violates
+// EA-CONN-2; the wrong success reply, or one not decodable with the schema,
+// violates EA-MSG-1; an Error reply to a valid request within the limits
+// violates the spec's requirement that it be served, or what refusal says.
 func (c *Client) checkKind(r *Reply, kind, want string) error {
 	switch {
 	case r.Strict != nil:
 		return c.failWithHint([]string{"EA-MSG-1"}, fmt.Sprintf("%s that the schema cannot decode (%v)", r, r.Strict), want, r.Frame)
 	case r.Kind() == kind:
 		return nil
-	case r.IsSuccess() && len(c.pending) > 0:
-		// Other requests await replies: most likely one of theirs, early.
-		return c.fail(nil, r.String()+" (the reply to another request, out of order?)", want)
+	case r.extra():
+		return c.fail([]string{"EA-CONN-1"}, r.String()+", answering no request", want)
+	case c.answersLater(r):
+		return c.fail([]string{"EA-CONN-2"}, r.String()+", the reply to a later request", want)
 	case r.IsSuccess() || r.Msg.GetMessage() == nil:
 		return c.failWithHint([]string{"EA-MSG-1"}, r.String(), want, r.Frame)
-	default:
-		return c.fail(nil, r.String(), want)
 	}
+	got := r.String()
+	if r.request != nil {
+		got = fmt.Sprintf("%s to a %d-byte request", r, r.request.size)
+	}
+	return c.fail(nil, got, want).breaks(refusal(r))
+}
+
+// ExpectKind checks that r, a reply to a request, sets kind (echo_message
+// or add_response) and decodes with the schema.
+func (c *Client) ExpectKind(r *Reply, kind string) error {
+	return c.checkKind(r, kind, "a ServerMessage setting "+kind)
 }
 
 // checkLatency holds a reply to EA-CONN-6.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -169,6 +170,14 @@ func dial(t *testing.T, addr string) *Client {
 	return c
 }
 
+// checkBlame checks the requirements f counts against in a spec checking spec.
+func checkBlame(t *testing.T, f *Failure, spec []string, want ...string) {
+	t.Helper()
+	if got := f.Blame(spec); !slices.Equal(got, want) {
+		t.Errorf("in a spec checking %v, blamed %v, want %v: %v", spec, got, want, f)
+	}
+}
+
 func failureOf(t *testing.T, err error) *Failure {
 	t.Helper()
 	var f *Failure
@@ -202,14 +211,103 @@ func TestClientChecks(t *testing.T) {
 		}
 	})
 
-	t.Run("a wrong sum fails with the spec's IDs", func(t *testing.T) {
+	t.Run("a wrong sum is the spec's EA-ADD-n, else EA-ADD-1", func(t *testing.T) {
 		c := dial(t, fakeServer(t, replyWith(func(r *protocol.ClientMessage) []byte {
 			return encode(protocol.AddReply(r.GetAddRequest().GetA()))
 		})))
 		f := failureOf(t, c.Add(10, 20))
-		if len(f.IDs) != 0 || !strings.Contains(f.Reason(), "got add_response result=10, want add_response result=30") {
+		if !strings.Contains(f.Reason(), "got add_response result=10, want add_response result=30") {
 			t.Fatalf("got %v", f)
 		}
+		checkBlame(t, f, []string{"EA-ADD-2", "EA-CONN-3"}, "EA-ADD-2")
+		checkBlame(t, f, []string{"EA-CONN-1", "EA-CONN-3", "EA-CONC-1"}, "EA-ADD-1")
+	})
+
+	t.Run("a wrong echo is the spec's EA-ECHO-n, else EA-ECHO-1", func(t *testing.T) {
+		c := dial(t, fakeServer(t, replyWith(func(r *protocol.ClientMessage) []byte {
+			content, _, _ := strings.Cut(r.GetEchoMessage().GetContent(), "\x00")
+			return encode(protocol.EchoReply(content))
+		})))
+		f := failureOf(t, c.Echo("a\x00b"))
+		checkBlame(t, f, []string{"EA-ECHO-2"}, "EA-ECHO-2")
+		checkBlame(t, f, []string{"EA-ECHO-1", "EA-CONN-3", "EA-CONN-1"}, "EA-ECHO-1")
+		checkBlame(t, f, []string{"EA-CONN-6"}, "EA-ECHO-1")
+	})
+
+	t.Run("the reply to a later request is EA-CONN-2", func(t *testing.T) {
+		c := dial(t, fakeServer(t, func(conn net.Conn) {
+			d := protocol.NewDecoder(conn, protocol.Raw, 0)
+			first, _ := d.DecodeRequest()
+			second, _ := d.DecodeRequest()
+			conn.Write(encode(protocol.EchoReply(second.GetEchoMessage().GetContent())))
+			conn.Write(encode(protocol.EchoReply(first.GetEchoMessage().GetContent())))
+		}))
+		if err := c.Send(protocol.EchoRequest("first"), protocol.EchoRequest("second")); err != nil {
+			t.Fatal(err)
+		}
+		checkBlame(t, failureOf(t, c.ExpectEcho("first")), []string{"EA-ECHO-1", "EA-CONN-1"}, "EA-CONN-2")
+	})
+
+	t.Run("an empty frame after each reply is EA-CONN-1 (an extra reply), not EA-MSG-1", func(t *testing.T) {
+		addr := fakeServer(t, func(conn net.Conn) {
+			d := protocol.NewDecoder(conn, protocol.Len32, 0)
+			for {
+				req, err := d.DecodeRequest()
+				if err != nil {
+					return
+				}
+				b, _ := protocol.Len32.AppendMessage(nil, protocol.EchoReply(req.GetEchoMessage().GetContent()))
+				conn.Write(protocol.Len32.AppendFrame(b, nil)) // one write: the reply, then an empty frame
+			}
+		})
+		c, err := Dial(context.Background(), addr, Options{Framing: protocol.Len32, Latency: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.Echo("one"); err != nil {
+			t.Fatal(err)
+		}
+		if f := failureOf(t, c.Echo("two")); f.IDs[0] != "EA-CONN-1" {
+			t.Fatalf("got %v", f)
+		}
+	})
+
+	t.Run("a close before the first reply is EA-TRANS-1, or the spec's requirement that it be served", func(t *testing.T) {
+		c := dial(t, fakeServer(t, func(conn net.Conn) { io.ReadFull(conn, make([]byte, 1)) }))
+		f := failureOf(t, c.Echo("closed before its reply"))
+		checkBlame(t, f, []string{"EA-ECHO-1", "EA-CONN-1"}, "EA-TRANS-1")
+		checkBlame(t, f, []string{"EA-MAL-1"}, "EA-MAL-1")
+	})
+
+	t.Run("a close after a reply, with another due, is EA-CONN-3 whatever kind of request is due", func(t *testing.T) {
+		c := dial(t, fakeServer(t, func(conn net.Conn) {
+			req, _ := protocol.NewDecoder(conn, protocol.Raw, 0).DecodeRequest()
+			conn.Write(encode(protocol.EchoReply(req.GetEchoMessage().GetContent())))
+		}))
+		if err := c.Echo("a\x00b"); err != nil {
+			t.Fatal(err)
+		}
+		checkBlame(t, failureOf(t, c.Probe()), []string{"EA-ECHO-2"}, "EA-CONN-3")
+	})
+
+	t.Run("an Error reply to a valid request is EA-MSG-1, or EA-LIM-1 for CODE_TOO_LARGE at most 1024 bytes", func(t *testing.T) {
+		c := dial(t, fakeServer(t, replyWith(func(r *protocol.ClientMessage) []byte {
+			if len(r.GetEchoMessage().GetContent()) > 10 {
+				return encode(protocol.ErrorReply(protocol.Code_CODE_TOO_LARGE, "too large"))
+			}
+			return encode(protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, "busy"))
+		})))
+		checkBlame(t, failureOf(t, c.Echo("short")), []string{"EA-CONN-6"}, "EA-MSG-1")
+		f := failureOf(t, c.Echo("longer than ten bytes"))
+		checkBlame(t, f, []string{"EA-CONN-6"}, "EA-LIM-1")
+		checkBlame(t, f, []string{"EA-ECHO-3"}, "EA-ECHO-3")
+	})
+
+	t.Run("a close where an Error reply is due is the spec's own", func(t *testing.T) {
+		c := dial(t, fakeServer(t, func(conn net.Conn) {}))
+		_, err := c.ExpectErrorReply()
+		checkBlame(t, failureOf(t, err), []string{"EA-MAL-3"}, "EA-MAL-3")
 	})
 
 	t.Run("the wrong reply kind is EA-MSG-1", func(t *testing.T) {
@@ -296,6 +394,9 @@ func TestDialLocalhostHint(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "::1") {
 		t.Fatalf("got %v, want the localhost hint", err)
 	}
+	f := failureOf(t, err)
+	checkBlame(t, f, []string{"EA-ECHO-1"}, "EA-TRANS-1")
+	checkBlame(t, f, []string{"EA-MAL-1", "EA-MAL-2"}, "EA-MAL-1")
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

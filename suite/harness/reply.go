@@ -26,7 +26,9 @@ type Reply struct {
 	Last   time.Time // when its last byte arrived
 	Sent   time.Time // when the request it answers was sent whole; zero if not known
 
-	repeats int // the index of an earlier reply with the same bytes, or 0
+	repeats int      // the index of an earlier reply with the same bytes, or 0
+	request *request // the request it answers, if the client knows
+	unasked bool     // it arrived whole when the replies outnumbered the frames sent
 }
 
 // Body is the reply's message encoding, without the prefix.
@@ -45,6 +47,14 @@ func (r *Reply) Kind() string {
 	default:
 		return "no field set"
 	}
+}
+
+// extra reports whether r is a success reply, or one with no field set,
+// that answers nothing: by the time it arrived, more replies had come than
+// frames were sent (EA-CONN-1). Error replies may rightly come unasked (a
+// read timeout, an overload).
+func (r *Reply) extra() bool {
+	return r.unasked && (r.IsSuccess() || r.Msg.GetMessage() == nil)
 }
 
 // IsSuccess reports whether the reply is an echo or add reply.
