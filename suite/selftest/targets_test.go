@@ -32,6 +32,7 @@ type target struct {
 	name      string
 	bundled   bool         // the runner's bundled reference, else the server command below
 	reference bool         // the reference, started with --server-cmd (the runner's hidden server mode), else faulty-server
+	engine    string       // with reference: its --engine; "" is its default
 	fault     faulty.Fault // for faulty-server
 	framing   string
 	limits    bool     // declare limitsIdleTimeout and limitsMaxConns, run only limitsFilter
@@ -60,6 +61,9 @@ func (tg target) args() []string {
 	server := fmt.Sprintf("%s --fault %q", faultyBin, string(tg.fault))
 	if tg.reference {
 		server = runnerBin + " __reference-server --log-level warn"
+		if tg.engine != "" {
+			server += " --engine " + tg.engine
+		}
 	}
 	cmd := fmt.Sprintf("exec %s --listen 127.0.0.1:{port} --framing %s --read-timeout %s --max-message-size %s",
 		server, tg.framing, faultyReadTimeout, faultyMaxMessageSize)
@@ -85,6 +89,11 @@ func allTargets() []target {
 		// EA-LIM-4 and EA-LIM-5, which need limits declared.
 		{name: "reference/limits/len32", bundled: true, framing: "len32", limits: true},
 		{name: "reference/limits/raw", reference: true, framing: "raw", limits: true},
+		// The reference's second engine, a goroutine per connection: it must
+		// pass everything too (the bundled runs above use the default engine).
+		{name: "reference/goroutine/raw", reference: true, engine: "goroutine", framing: "raw"},
+		{name: "reference/goroutine/len32", reference: true, engine: "goroutine", framing: "len32"},
+		{name: "reference/goroutine/varint", reference: true, engine: "goroutine", framing: "varint"},
 	}
 	for _, f := range faultTargets {
 		f.name = "faulty/" + string(f.fault)
