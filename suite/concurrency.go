@@ -48,6 +48,11 @@ var _ = Describe("Concurrency", func() {
 	It("serves a new client at once while many others are idle, slow, or stalled halfway through a request", req(sConcurrency, "EA-CONC-2"), specTimeout(), func(ctx SpecContext) {
 		s := begin(ctx)
 		const idle, stalled = 16, 16 // more than a small fixed pool of workers
+		// This spec is about the others: the new client must be served. In
+		// raw framing a server may take one read for one request (EA-FRAME-3
+		// is a SHOULD there), so whether the slow and stalled clients are
+		// served in the end is judged only in the framed modes (EA-FRAME-6).
+		reassembles := s.cfg.Framing != protocol.Raw
 		for range idle {
 			s.dial()
 		}
@@ -85,6 +90,9 @@ var _ = Describe("Concurrency", func() {
 				if err := slow[i].SendSplit(cut(b, every...), pause); err != nil {
 					return err
 				}
+				if !reassembles {
+					return nil // serving a request sent in pieces is EA-FRAME-3's, a SHOULD in raw
+				}
 				return slow[i].ExpectEcho(content)
 			})
 		}()
@@ -97,6 +105,9 @@ var _ = Describe("Concurrency", func() {
 		Expect(<-slowDone).To(Conform())
 		if rt := s.cfg.ReadTimeout; rt > 0 && time.Since(stalledAt) > rt/2 {
 			return // the server may rightly be closing the stalled connections (EA-LIM-3)
+		}
+		if !reassembles {
+			return // as for the slow clients: their own replies are EA-FRAME-3's in raw
 		}
 		for i, c := range halves { // the stalled clients are served once they finish
 			Expect(c.SendRaw(rests[i])).To(Conform())

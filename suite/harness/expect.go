@@ -170,12 +170,17 @@ func (c *Client) ExpectNoSuccess(w Window) (Outcome, error) {
 		return Outcome{Silent: true}, nil
 	case o.closed != nil && len(c.rbuf) == 0:
 		return Outcome{Closed: o.closed}, nil
+	case o.reply != nil && o.reply.IsSuccess():
+		f := c.fail(nil, "a success reply: "+o.reply.String(), want).breaks(successForMalformed)
+		if o.reply.extra() {
+			f.Got += ", answering no request"
+			f.Else = []string{"EA-CONN-1"}
+		}
+		return Outcome{Reply: o.reply}, f
 	case o.reply != nil && o.reply.extra():
 		return Outcome{Reply: o.reply}, c.fail([]string{"EA-CONN-1"}, o.reply.String()+", answering no request", want)
-	case o.reply != nil && !o.reply.IsSuccess():
-		return Outcome{Reply: o.reply}, nil
 	case o.reply != nil:
-		return Outcome{Reply: o.reply}, c.fail(nil, "a success reply: "+o.reply.String(), want)
+		return Outcome{Reply: o.reply}, nil
 	case o.bad != "":
 		return Outcome{}, c.failWithHint(o.badIDs, o.bad, want, o.hint)
 	default:

@@ -70,6 +70,9 @@ type breach struct {
 var (
 	// An echo reply whose content is not the request's.
 	wrongEcho = breach{among: []string{"EA-ECHO-1", "EA-ECHO-2", "EA-ECHO-3"}, otherwise: []string{"EA-ECHO-1"}}
+	// A success reply where none may come (after malformed input): EA-MAL-2
+	// when the spec checks it, whether or not the reply answers a request.
+	successForMalformed = breach{among: []string{"EA-MAL-2"}}
 	// An add reply whose result is not the sum.
 	wrongSum = breach{among: []string{"EA-ADD-1", "EA-ADD-2", "EA-ADD-3"}, otherwise: []string{"EA-ADD-1"}}
 	// The connection was reset before a byte of its first reply: it was

@@ -353,8 +353,9 @@ func TestClientChecks(t *testing.T) {
 			t.Fatalf("silence: got %v, %v", o, err)
 		}
 		c.SendRaw([]byte{0})
-		if _, err := c.ExpectNoSuccess(quiet); err == nil {
-			t.Fatal("a success reply passed")
+		_, err := c.ExpectNoSuccess(quiet)
+		if f := failureOf(t, err); !slices.Equal(f.Blame([]string{"EA-MAL-1", "EA-MAL-2"}), []string{"EA-MAL-2"}) {
+			t.Fatalf("a success reply to malformed input: got %v, want it counted against EA-MAL-2 alone", f.Blame([]string{"EA-MAL-1", "EA-MAL-2"}))
 		}
 		if o, err := c.ExpectNoSuccess(quiet); err != nil || o.Closed == nil {
 			t.Fatalf("close: got %v, %v", o, err)
