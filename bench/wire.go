@@ -110,7 +110,7 @@ func appendEcho(dst []byte, f protocol.Framing, content []byte) []byte {
 	if len(content) > 0 {
 		inner = 1 + protowire.SizeBytes(len(content))
 	}
-	dst = appendPrefix(dst, f, 1+protowire.SizeBytes(inner))
+	dst = f.AppendPrefix(dst, 1+protowire.SizeBytes(inner))
 	dst = append(dst, 0x0a)
 	dst = protowire.AppendVarint(dst, uint64(inner))
 	if len(content) > 0 {
@@ -130,7 +130,7 @@ func appendAdd(dst []byte, f protocol.Framing, a, b int32) []byte {
 	if b != 0 {
 		inner += 1 + protowire.SizeVarint(uint64(int64(b)))
 	}
-	dst = appendPrefix(dst, f, 1+protowire.SizeBytes(inner))
+	dst = f.AppendPrefix(dst, 1+protowire.SizeBytes(inner))
 	dst = append(dst, 0x12)
 	dst = protowire.AppendVarint(dst, uint64(inner))
 	if a != 0 {
@@ -140,16 +140,6 @@ func appendAdd(dst []byte, f protocol.Framing, a, b int32) []byte {
 	if b != 0 {
 		dst = append(dst, 0x10)
 		dst = protowire.AppendVarint(dst, uint64(int64(b)))
-	}
-	return dst
-}
-
-func appendPrefix(dst []byte, f protocol.Framing, size int) []byte {
-	switch f {
-	case protocol.Len32:
-		dst = append(dst, byte(size>>24), byte(size>>16), byte(size>>8), byte(size))
-	case protocol.Varint:
-		dst = protowire.AppendVarint(dst, uint64(size))
 	}
 	return dst
 }

@@ -178,10 +178,8 @@ func (f Framing) AppendMessage(dst []byte, m proto.Message) ([]byte, error) {
 		if size == 0 {
 			return dst, ErrEmptyRawMessage
 		}
-	case Len32:
-		dst = append(dst, byte(size>>24), byte(size>>16), byte(size>>8), byte(size))
-	case Varint:
-		dst = protowire.AppendVarint(dst, uint64(size))
+	case Len32, Varint:
+		dst = f.AppendPrefix(dst, size)
 	default:
 		return dst, fmt.Errorf("protocol: %v is not a framing", f)
 	}

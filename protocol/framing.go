@@ -223,11 +223,18 @@ func saturatingAdd(a, b uint64) uint64 {
 
 // AppendFrame appends msg with f's length prefix (none in raw framing).
 func (f Framing) AppendFrame(dst, msg []byte) []byte {
+	return append(f.AppendPrefix(dst, len(msg)), msg...)
+}
+
+// AppendPrefix appends the length prefix of a size-byte message in framing
+// f (nothing in raw framing), for writers that encode the message itself in
+// place after it.
+func (f Framing) AppendPrefix(dst []byte, size int) []byte {
 	switch f {
 	case Len32:
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(msg)))
+		return binary.BigEndian.AppendUint32(dst, uint32(size))
 	case Varint:
-		dst = protowire.AppendVarint(dst, uint64(len(msg)))
+		return protowire.AppendVarint(dst, uint64(size))
 	}
-	return append(dst, msg...)
+	return dst
 }

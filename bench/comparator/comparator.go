@@ -299,7 +299,7 @@ func (h *Handler) AppendReply(dst, msg []byte) []byte {
 			inner = 1 + protowire.SizeBytes(len(r.content))
 		}
 		body := 1 + protowire.SizeBytes(inner)
-		dst = appendPrefix(dst, h.framing, body)
+		dst = h.framing.AppendPrefix(dst, body)
 		dst = append(dst, 0x0a)
 		dst = protowire.AppendVarint(dst, uint64(inner))
 		if len(r.content) > 0 {
@@ -317,7 +317,7 @@ func (h *Handler) AppendReply(dst, msg []byte) []byte {
 			inner = 1 + protowire.SizeVarint(uint64(int64(sum)))
 		}
 		body := 1 + protowire.SizeBytes(inner)
-		dst = appendPrefix(dst, h.framing, body)
+		dst = h.framing.AppendPrefix(dst, body)
 		dst = append(dst, 0x12)
 		dst = protowire.AppendVarint(dst, uint64(inner))
 		if sum != 0 {
@@ -326,16 +326,6 @@ func (h *Handler) AppendReply(dst, msg []byte) []byte {
 		}
 		return dst
 	}
-}
-
-func appendPrefix(dst []byte, f protocol.Framing, size int) []byte {
-	switch f {
-	case protocol.Len32:
-		dst = append(dst, byte(size>>24), byte(size>>16), byte(size>>8), byte(size))
-	case protocol.Varint:
-		dst = protowire.AppendVarint(dst, uint64(size))
-	}
-	return dst
 }
 
 // appendErrorReply appends the Error reply for err (EA-ERR-1). Off the fast

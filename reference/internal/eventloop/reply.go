@@ -1,7 +1,6 @@
 package eventloop
 
 import (
-	"encoding/binary"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -45,7 +44,7 @@ func AppendReply(dst []byte, f protocol.Framing, msg []byte) ([]byte, bool) {
 		if len(content) > 0 {
 			inner = 1 + protowire.SizeVarint(uint64(len(content))) + len(content)
 		}
-		dst = appendPrefix(dst, f, 1+protowire.SizeVarint(uint64(inner))+inner)
+		dst = f.AppendPrefix(dst, 1+protowire.SizeVarint(uint64(inner))+inner)
 		dst = append(dst, echoTag)
 		dst = protowire.AppendVarint(dst, uint64(inner))
 		if len(content) > 0 {
@@ -64,7 +63,7 @@ func AppendReply(dst []byte, f protocol.Framing, msg []byte) ([]byte, bool) {
 	if sum != 0 {
 		inner = 1 + protowire.SizeVarint(sum)
 	}
-	dst = appendPrefix(dst, f, 1+protowire.SizeVarint(uint64(inner))+inner)
+	dst = f.AppendPrefix(dst, 1+protowire.SizeVarint(uint64(inner))+inner)
 	dst = append(dst, addTag)
 	dst = protowire.AppendVarint(dst, uint64(inner))
 	if sum != 0 {
@@ -127,14 +126,4 @@ func addOperands(b []byte) (x, y int32, ok bool) {
 		b = b[1+k:]
 	}
 	return x, y, true
-}
-
-func appendPrefix(dst []byte, f protocol.Framing, size int) []byte {
-	switch f {
-	case protocol.Len32:
-		return binary.BigEndian.AppendUint32(dst, uint32(size))
-	case protocol.Varint:
-		return protowire.AppendVarint(dst, uint64(size))
-	}
-	return dst
 }
