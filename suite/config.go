@@ -19,13 +19,18 @@ type Config struct {
 	Target         string           // HOST:PORT of an already running server; "" => start ServerCmd
 	ServerCmd      string           // shell command containing {port}; harness picks a free port
 	Framing        protocol.Framing // default Raw
-	MaxMessageSize int              // largest request the target declares (encoded bytes); 0 => 1024
+	MaxMessageSize int              // largest request the target declares (encoded bytes); 0 => 1024, undeclared
 	ReadTimeout    time.Duration    // target's declared read timeout; 0 => read-timeout specs skipped
 	IdleTimeout    time.Duration    // target's declared idle timeout; 0 => idle-timeout specs (EA-LIM-4) skipped
 	MaxConns       int              // target's declared connection limit; 0 => connection-limit spec (EA-LIM-5) skipped
 	TimeoutScale   float64          // multiplies every deadline; 0 => 1
 	Transcript     io.Writer        // non-nil: stream every spec's wire transcript here (-v)
 	Stdout, Stderr io.Writer        // where a started server's output is also echoed, may be nil
+
+	// maxDeclared records that MaxMessageSize was given: without it a
+	// request above 1024 bytes may rightly be served, so the EA-LIM-2 specs
+	// that send the maximum + 1 are skipped.
+	maxDeclared bool
 }
 
 // The suite's configuration: set by Configure before the spec tree is
@@ -94,6 +99,7 @@ func validate(c Config) error {
 }
 
 func normalize(c Config) Config {
+	c.maxDeclared = c.MaxMessageSize != 0
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = protocol.MinMaxMessageSize
 	}

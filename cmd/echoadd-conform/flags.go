@@ -35,6 +35,7 @@ type options struct {
 	jsonReport     string
 	timeoutScale   float64
 	maxMessageSize int
+	maxDeclared    bool // --max-message-size given, or the bundled reference's own
 	readTimeout    time.Duration
 	idleTimeout    time.Duration
 	maxConns       int
@@ -118,6 +119,7 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 			o.readTimeout = bundledReadTimeout
 		}
 	}
+	o.maxDeclared = o.bundled || fs.Changed("max-message-size")
 	if o.maxMessageSize < protocol.MinMaxMessageSize {
 		return fmt.Errorf("--max-message-size %d is below %d, which every server must accept (EA-LIM-1)", o.maxMessageSize, protocol.MinMaxMessageSize)
 	}

@@ -76,12 +76,16 @@ func TestUsageErrors(t *testing.T) {
 
 func TestBundledDefaults(t *testing.T) {
 	o, _, err := parseArgs(nil)
-	if err != nil || !o.bundled || o.maxMessageSize != bundledMaxMessageSize || o.readTimeout != bundledReadTimeout {
+	if err != nil || !o.bundled || o.maxMessageSize != bundledMaxMessageSize || !o.maxDeclared || o.readTimeout != bundledReadTimeout {
 		t.Errorf("no flags: %+v, %v; want the bundled reference with its declared limits", o, err)
 	}
 	o, _, err = parseArgs([]string{"--target", "127.0.0.1:7878"})
-	if err != nil || o.bundled || o.maxMessageSize != 1024 || o.readTimeout != 0 {
-		t.Errorf("--target: %+v, %v; want 1024 bytes and no read timeout declared", o, err)
+	if err != nil || o.bundled || o.maxMessageSize != 1024 || o.maxDeclared || o.readTimeout != 0 {
+		t.Errorf("--target: %+v, %v; want 1024 bytes assumed, no maximum and no read timeout declared", o, err)
+	}
+	o, _, err = parseArgs([]string{"--target", "127.0.0.1:7878", "--max-message-size", "1024"})
+	if err != nil || !o.maxDeclared {
+		t.Errorf("--target with --max-message-size 1024: %+v, %v; want the maximum declared", o, err)
 	}
 	o, _, err = parseArgs([]string{"--read-timeout", "0", "--max-message-size", "2048"})
 	if err != nil || o.maxMessageSize != 2048 || o.readTimeout != 0 {

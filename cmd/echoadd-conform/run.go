@@ -126,11 +126,15 @@ func (r *runner) run() int {
 // suiteConfig translates the flags into the suite's configuration.
 func (r *runner) suiteConfig() (suite.Config, error) {
 	o := r.opts
+	maxMessageSize := 0 // not declared: the suite assumes the guaranteed 1024 and skips the specs above the maximum
+	if o.maxDeclared {
+		maxMessageSize = o.maxMessageSize
+	}
 	cfg := suite.Config{
 		Target:         o.target,
 		ServerCmd:      o.serverCmd,
 		Framing:        o.framing,
-		MaxMessageSize: o.maxMessageSize,
+		MaxMessageSize: maxMessageSize,
 		ReadTimeout:    o.readTimeout,
 		IdleTimeout:    o.idleTimeout,
 		MaxConns:       o.maxConns,
