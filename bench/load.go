@@ -247,19 +247,7 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 
 	// Warm up on the same connections, unmeasured.
 	if load.Warmup > 0 {
-		warmEnd := time.Now().Add(load.Warmup)
-		var wg sync.WaitGroup
-		for _, w := range workers {
-			if w.conn == nil {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				w.loop(&stop, warmEnd, 0, false)
-			}()
-		}
-		wg.Wait()
+		startWorkers(workers, &stop, time.Now().Add(load.Warmup), 0, false).Wait()
 		if stop.Load() {
 			return res, ctx.Err()
 		}
@@ -278,17 +266,7 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 	if load.Duration > 0 {
 		deadline = start.Add(load.Duration)
 	}
-	var wg sync.WaitGroup
-	for _, w := range workers {
-		if w.conn == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.loop(&stop, deadline, load.Requests, true)
-		}()
-	}
+	wg := startWorkers(workers, &stop, deadline, load.Requests, true)
 	progressDone := make(chan struct{})
 	if load.Progress != nil {
 		go progress(load.Progress, workers, errs, start, progressDone)
@@ -356,6 +334,23 @@ func newWorker(id int, load *Load, errs *errorLog) *worker {
 // loop runs batches until stop, the deadline, or limit requests (0: none).
 // Only a measured loop records latencies and counts. It returns when the
 // connection fails, after counting the failure.
+// startWorkers runs the loop of every connected worker in a goroutine of its
+// own; the caller waits on the group.
+func startWorkers(workers []*worker, stop *atomic.Bool, deadline time.Time, limit int, measured bool) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		if w.conn == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.loop(stop, deadline, limit, measured)
+		}()
+	}
+	return &wg
+}
+
 func (w *worker) loop(stop *atomic.Bool, deadline time.Time, limit int, measured bool) {
 	f := w.load.Framing
 	mix := w.load.Mix
