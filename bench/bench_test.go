@@ -166,10 +166,10 @@ func TestValidationCatchesWrongReplies(t *testing.T) {
 		{"wrong echo", protocol.Varint, Mix{Echo: 1}, func(s string) string { return strings.ToUpper(s) }, rightSum, "want echo_message{content:"},
 		{"stale echo", protocol.Raw, Mix{Echo: 1}, func(string) string { return "0000000000000000" }, rightSum, "want echo_message{content:"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		forEachDriver(t, tc.name, func(t *testing.T, d Driver) {
 			addr := serve(t, brokenServer(tc.framing, tc.echo, tc.sum))
 			res, err := Run(context.Background(), Target{Addr: addr}, Load{
-				Framing: tc.framing, Conns: 2, Requests: 200, Mix: tc.mix, Payload: 16, Timeout: 10 * time.Second,
+				Framing: tc.framing, Conns: 2, Requests: 200, Mix: tc.mix, Payload: 16, Timeout: 10 * time.Second, Driver: d,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -194,6 +194,10 @@ func TestValidationCatchesWrongReplies(t *testing.T) {
 // An Error reply, a reply of the wrong kind, and a closed connection are
 // all counted and shown.
 func TestErrorRepliesAndClosedConnections(t *testing.T) {
+	forEachDriver(t, "", testErrorRepliesAndClosedConnections)
+}
+
+func testErrorRepliesAndClosedConnections(t *testing.T, d Driver) {
 	errorReplies := serve(t, func(c net.Conn) {
 		defer c.Close()
 		dec := protocol.NewDecoder(c, protocol.Raw, 0)
@@ -207,7 +211,7 @@ func TestErrorRepliesAndClosedConnections(t *testing.T) {
 			}
 		}
 	})
-	res, err := Run(context.Background(), Target{Addr: errorReplies}, Load{Framing: protocol.Raw, Conns: 1, Requests: 3, Mix: Mix{Echo: 1}})
+	res, err := Run(context.Background(), Target{Addr: errorReplies}, Load{Framing: protocol.Raw, Conns: 1, Requests: 3, Mix: Mix{Echo: 1}, Driver: d})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +220,7 @@ func TestErrorRepliesAndClosedConnections(t *testing.T) {
 	}
 
 	closer := serve(t, func(c net.Conn) { c.Close() })
-	res, err = Run(context.Background(), Target{Addr: closer}, Load{Framing: protocol.Len32, Conns: 3, Requests: 10, Mix: Mix{Echo: 1}})
+	res, err = Run(context.Background(), Target{Addr: closer}, Load{Framing: protocol.Len32, Conns: 3, Requests: 10, Mix: Mix{Echo: 1}, Driver: d})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +244,7 @@ func TestBoundedStop(t *testing.T) {
 		{"working server", inProcessComparator(t, protocol.Len32), false},
 		{"silent server", silent, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		forEachDriver(t, tc.name, func(t *testing.T, d Driver) {
 			type outcome struct {
 				res Result
 				err error
@@ -249,7 +253,7 @@ func TestBoundedStop(t *testing.T) {
 			go func() {
 				res, err := Run(context.Background(), Target{Addr: tc.addr}, Load{
 					Framing: protocol.Len32, Conns: 4, Duration: 200 * time.Millisecond, Mix: Mix{Echo: 3, Add: 1},
-					Payload: 16, Pipeline: 4, Timeout: 500 * time.Millisecond,
+					Payload: 16, Pipeline: 4, Timeout: 500 * time.Millisecond, Driver: d,
 				})
 				done <- outcome{res, err}
 			}()
@@ -278,9 +282,13 @@ func TestBoundedStop(t *testing.T) {
 
 // Cancelling the context stops a run bounded only by its request count.
 func TestContextStopsRun(t *testing.T) {
+	forEachDriver(t, "", testContextStopsRun)
+}
+
+func testContextStopsRun(t *testing.T, d Driver) {
 	addr := inProcessComparator(t, protocol.Raw)
 	ctx, cancel := context.WithCancel(context.Background())
-	load := Load{Framing: protocol.Raw, Conns: 2, Requests: MaxRequests, Mix: Mix{Echo: 1}}
+	load := Load{Framing: protocol.Raw, Conns: 2, Requests: MaxRequests, Mix: Mix{Echo: 1}, Driver: d}
 	done := make(chan Result, 1)
 	go func() {
 		res, _ := Run(ctx, Target{Addr: addr}, load)
@@ -294,6 +302,106 @@ func TestContextStopsRun(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not stop after its context was cancelled")
+	}
+}
+
+// forEachDriver runs f as a subtest (named name/driver) with each driver
+// this system has.
+func forEachDriver(t *testing.T, name string, f func(*testing.T, Driver)) {
+	drivers := []Driver{DriverGoroutine}
+	if epollSupported {
+		drivers = append(drivers, DriverEpoll)
+	}
+	for _, d := range drivers {
+		sub := string(d)
+		if name != "" {
+			sub = name + "/" + sub
+		}
+		t.Run(sub, func(t *testing.T) { f(t, d) })
+	}
+}
+
+// Replies that arrive a few bytes at a time, and batches too large for the
+// socket to take in one write, are handled by both drivers: every reply is
+// checked and counted.
+func TestFragmentedRepliesAndLargeBatches(t *testing.T) {
+	right := brokenServer(protocol.Varint, func(s string) string { return s }, func(a, b int32) int32 { return a + b })
+	dribbler := serve(t, func(c net.Conn) { right(dribbleConn{c}) })
+	// A server that reads a whole batch before it answers: a client whose
+	// batch the socket did not take must wait for it to be writable, as no
+	// reply comes to wake it meanwhile.
+	const batch = 64
+	batcher := serve(t, func(c net.Conn) {
+		defer c.Close()
+		dec := protocol.NewDecoder(c, protocol.Len32, 0)
+		var out []byte
+		for {
+			out = out[:0]
+			for range batch {
+				req, err := dec.DecodeRequest()
+				if err != nil {
+					return
+				}
+				out, _ = protocol.Len32.AppendMessage(out, protocol.EchoReply(req.GetEchoMessage().GetContent()))
+			}
+			if _, err := c.Write(out); err != nil {
+				return
+			}
+		}
+	})
+	forEachDriver(t, "", func(t *testing.T, d Driver) {
+		for _, tc := range []struct {
+			name     string
+			addr     string
+			load     Load
+			requests uint64
+		}{
+			{"fragmented replies", dribbler, Load{Framing: protocol.Varint, Conns: 2, Requests: 20, Mix: Mix{Echo: 1, Add: 1}, Payload: 40}, 40},
+			// 64 × 64 KiB in flight per connection: more than a loopback
+			// socket takes at once, so writes are partial.
+			{"large batches", batcher, Load{Framing: protocol.Len32, Conns: 3, Requests: 2 * batch, Mix: Mix{Echo: 1}, Payload: 64 << 10, Pipeline: batch}, 3 * 2 * batch},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				tc.load.Driver = d
+				tc.load.Timeout = 20 * time.Second
+				res, err := Run(context.Background(), Target{Addr: tc.addr}, tc.load)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Errors.Total() != 0 || res.Requests != tc.requests || res.Driver != string(d) {
+					t.Fatalf("got %d requests by %s, errors %+v; want %d by %s", res.Requests, res.Driver, res.Errors, tc.requests, d)
+				}
+			})
+		}
+	})
+}
+
+// dribbleConn writes three bytes at a time, pausing between them.
+type dribbleConn struct{ net.Conn }
+
+func (c dribbleConn) Write(p []byte) (int, error) {
+	for i := 0; i < len(p); i += 3 {
+		if _, err := c.Conn.Write(p[i:min(i+3, len(p))]); err != nil {
+			return i, err
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	return len(p), nil
+}
+
+func TestParseDriver(t *testing.T) {
+	if d, err := ParseDriver("goroutine"); err != nil || d != DriverGoroutine {
+		t.Fatalf("goroutine: %v, %v", d, err)
+	}
+	d, err := ParseDriver("epoll")
+	if epollSupported != (err == nil) || (err == nil && d != DriverEpoll) {
+		t.Fatalf("epoll: %v, %v", d, err)
+	}
+	if _, err := ParseDriver("threads"); err == nil || !strings.Contains(err.Error(), "use epoll or goroutine") {
+		t.Fatalf("threads: %v", err)
+	}
+	if DefaultDriver() != DriverEpoll && epollSupported {
+		t.Fatalf("default driver %s on a system with epoll", DefaultDriver())
 	}
 }
 
@@ -374,7 +482,7 @@ func TestReportJSONShape(t *testing.T) {
 		"top":     {"comparator", "machine", "rows", "server"},
 		"machine": {"cpu_model", "cpus", "go", "shared"},
 		"row":     {"comparator", "name", "ratio", "target"},
-		"result":  {"conns", "elapsed_s", "errors", "framing", "latency_us", "mix", "payload_bytes", "pipeline", "requests", "server_cpu", "target", "throughput_rps"},
+		"result":  {"conns", "driver", "elapsed_s", "errors", "framing", "latency_us", "mix", "payload_bytes", "pipeline", "requests", "server_cpu", "target", "throughput_rps"},
 		"errors":  {"connection_errors", "invalid_replies"},
 		"latency": {"max", "p50", "p90", "p99", "p99_9"},
 		"cpu":     {"per_request_us", "seconds", "utilisation_pct"},

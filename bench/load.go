@@ -63,10 +63,46 @@ type Load struct {
 	Payload  int           // echo content size in bytes
 	Pipeline int           // requests per batch; 0 or 1: none (raw allows no other)
 	Timeout  time.Duration // bound of each batch's round trip; 0: DefaultTimeout
+	Driver   Driver        // how connections are driven; "": DefaultDriver
 
 	// Progress, when set, gets a one-line status every half second, each
 	// line starting with a carriage return (for a terminal).
 	Progress io.Writer
+}
+
+// Driver is how the load generator drives its connections.
+type Driver string
+
+const (
+	// DriverEpoll serves every connection from one goroutine with one
+	// epoll instance (Linux): the cheapest client, so that most of the
+	// machine's CPU is left to the server.
+	DriverEpoll Driver = "epoll"
+	// DriverGoroutine gives each connection a goroutine with blocking
+	// reads and writes, the way most Go clients are written.
+	DriverGoroutine Driver = "goroutine"
+)
+
+// DefaultDriver is epoll where the system has it.
+func DefaultDriver() Driver {
+	if epollSupported {
+		return DriverEpoll
+	}
+	return DriverGoroutine
+}
+
+// ParseDriver parses "epoll" or "goroutine".
+func ParseDriver(s string) (Driver, error) {
+	switch d := Driver(s); d {
+	case DriverGoroutine:
+		return d, nil
+	case DriverEpoll:
+		if !epollSupported {
+			return "", errors.New("the epoll driver needs Linux; use goroutine")
+		}
+		return d, nil
+	}
+	return "", fmt.Errorf("%q is not a driver: use epoll or goroutine", s)
 }
 
 // Validate checks the load's own bounds.
@@ -88,6 +124,8 @@ func (l Load) Validate() error {
 		return fmt.Errorf("payload must be 0..%d bytes", MaxPayload)
 	case l.Pipeline < 0 || l.Pipeline > MaxPipeline:
 		return fmt.Errorf("pipeline depth must be 1..%d", MaxPipeline)
+	case l.Driver != "" && l.Driver != DriverGoroutine && (l.Driver != DriverEpoll || !epollSupported):
+		return fmt.Errorf("driver %q is not available here", l.Driver)
 	case l.Pipeline > 1 && l.Framing == protocol.Raw:
 		return errors.New("pipelining needs a framed mode (len32 or varint): raw has no pipelining (EA-CONN-4)")
 	}
@@ -105,6 +143,7 @@ type Target struct {
 type Result struct {
 	Target     string      `json:"target"`
 	Framing    string      `json:"framing"`
+	Driver     string      `json:"driver"`
 	Conns      int         `json:"conns"`
 	Mix        string      `json:"mix"`
 	Payload    int         `json:"payload_bytes"`
@@ -176,9 +215,11 @@ type worker struct {
 	rr      *ReplyReader
 	wbuf    []byte
 	want    []expectation
+	batch   int      // requests in the batch last filled
 	content [][]byte // one per pipelined slot
 	seq     uint64
 	rng     uint64
+	ep      epollConn // the epoll driver's state
 	hist    Histogram
 	done    atomic.Uint64 // valid replies in the measured phase
 	errs    *errorLog
@@ -195,8 +236,11 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 	if load.Timeout <= 0 {
 		load.Timeout = DefaultTimeout
 	}
+	if load.Driver == "" {
+		load.Driver = DefaultDriver()
+	}
 	res := Result{
-		Target: target.Addr, Framing: load.Framing.String(), Conns: load.Conns,
+		Target: target.Addr, Framing: load.Framing.String(), Driver: string(load.Driver), Conns: load.Conns,
 		Mix: load.Mix.String(), Payload: load.Payload, Pipeline: load.Pipeline,
 	}
 	errs := &errorLog{}
@@ -241,13 +285,29 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 		return res, fmt.Errorf("no connection to %s could be made: %s", target.Addr, strings.Join(errs.counts.Examples, "; "))
 	}
 
+	// phase runs every connection until stop, the deadline or limit
+	// requests each, and returns when all are done.
+	phase := func(stop *atomic.Bool, deadline time.Time, limit int, measured bool) {
+		startWorkers(workers, stop, deadline, limit, measured).Wait()
+	}
+	if load.Driver == DriverEpoll {
+		d, err := newEpollDriver(workers)
+		if err != nil {
+			return res, fmt.Errorf("epoll driver: %w", err)
+		}
+		defer d.close()
+		phase = func(stop *atomic.Bool, deadline time.Time, limit int, measured bool) {
+			d.run(&load, stop, deadline, limit, measured)
+		}
+	}
+
 	var stop atomic.Bool
 	ctxStop := context.AfterFunc(ctx, func() { stop.Store(true) })
 	defer ctxStop()
 
 	// Warm up on the same connections, unmeasured.
 	if load.Warmup > 0 {
-		startWorkers(workers, &stop, time.Now().Add(load.Warmup), 0, false).Wait()
+		phase(&stop, time.Now().Add(load.Warmup), 0, false)
 		if stop.Load() {
 			return res, ctx.Err()
 		}
@@ -266,12 +326,11 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 	if load.Duration > 0 {
 		deadline = start.Add(load.Duration)
 	}
-	wg := startWorkers(workers, &stop, deadline, load.Requests, true)
 	progressDone := make(chan struct{})
 	if load.Progress != nil {
 		go progress(load.Progress, workers, errs, start, progressDone)
 	}
-	wg.Wait()
+	phase(&stop, deadline, load.Requests, true)
 	end := time.Now()
 	if load.Progress != nil {
 		progressDone <- struct{}{}
@@ -331,9 +390,6 @@ func newWorker(id int, load *Load, errs *errorLog) *worker {
 	return w
 }
 
-// loop runs batches until stop, the deadline, or limit requests (0: none).
-// Only a measured loop records latencies and counts. It returns when the
-// connection fails, after counting the failure.
 // startWorkers runs the loop of every connected worker in a goroutine of its
 // own; the caller waits on the group.
 func startWorkers(workers []*worker, stop *atomic.Bool, deadline time.Time, limit int, measured bool) *sync.WaitGroup {
@@ -351,10 +407,10 @@ func startWorkers(workers []*worker, stop *atomic.Bool, deadline time.Time, limi
 	return &wg
 }
 
+// loop runs batches until stop, the deadline, or limit requests (0: none).
+// Only a measured loop records latencies and counts. It returns when the
+// connection fails, after counting the failure.
 func (w *worker) loop(stop *atomic.Bool, deadline time.Time, limit int, measured bool) {
-	f := w.load.Framing
-	mix := w.load.Mix
-	period := uint64(mix.Echo + mix.Add)
 	sent := 0
 	var ioDeadline time.Time
 	for !stop.Load() {
@@ -362,24 +418,7 @@ func (w *worker) loop(stop *atomic.Bool, deadline time.Time, limit int, measured
 		if !now.Before(deadline) || (limit > 0 && sent >= limit) {
 			return
 		}
-		batch := w.load.Pipeline
-		if limit > 0 {
-			batch = min(batch, limit-sent)
-		}
-		w.wbuf = w.wbuf[:0]
-		for j := range batch {
-			if w.seq%period < uint64(mix.Echo) {
-				c := w.content[j]
-				stamp(c, w.seq)
-				w.want[j] = expectation{content: c}
-				w.wbuf = appendEcho(w.wbuf, f, c)
-			} else {
-				a, b := int32(w.next()), int32(w.next())
-				w.want[j] = expectation{add: true, sum: a + b}
-				w.wbuf = appendAdd(w.wbuf, f, a, b)
-			}
-			w.seq++
-		}
+		batch := w.fill(limit, sent)
 		sent += batch
 		// Move the deadline only when it comes near: cheaper than per batch.
 		if ioDeadline.Sub(now) < w.load.Timeout/2 {
@@ -388,28 +427,70 @@ func (w *worker) loop(stop *atomic.Bool, deadline time.Time, limit int, measured
 		}
 		t0 := time.Now()
 		if _, err := w.conn.Write(w.wbuf); err != nil {
-			w.errs.add(false, "connection %d: writing request %d: %v", w.id, w.seq-uint64(batch), err)
+			w.writeFailed(batch, err)
 			return
 		}
 		for j := range batch {
 			body, err := w.rr.Next()
 			if err != nil {
-				if errors.Is(err, io.EOF) {
-					err = fmt.Errorf("server closed the connection (EOF)")
-				}
-				w.errs.add(false, "connection %d: reading the reply to request %d: %v", w.id, w.seq-uint64(batch-j), err)
+				w.readFailed(batch-j, err)
 				return
 			}
-			if err := checkReply(body, w.want[j]); err != nil {
-				w.errs.add(true, "connection %d, request %d: %v", w.id, w.seq-uint64(batch-j), err)
-				continue
-			}
-			if measured {
-				w.hist.Record(time.Since(t0))
-				w.done.Add(1)
-			}
+			w.check(j, body, t0, measured)
 		}
 	}
+}
+
+// fill encodes the next batch into wbuf, at most limit-sent requests when
+// limit > 0, records what each reply must be, and returns the batch size.
+func (w *worker) fill(limit, sent int) int {
+	f := w.load.Framing
+	mix := w.load.Mix
+	period := uint64(mix.Echo + mix.Add)
+	batch := w.load.Pipeline
+	if limit > 0 {
+		batch = min(batch, limit-sent)
+	}
+	w.wbuf = w.wbuf[:0]
+	for j := range batch {
+		if w.seq%period < uint64(mix.Echo) {
+			c := w.content[j]
+			stamp(c, w.seq)
+			w.want[j] = expectation{content: c}
+			w.wbuf = appendEcho(w.wbuf, f, c)
+		} else {
+			a, b := int32(w.next()), int32(w.next())
+			w.want[j] = expectation{add: true, sum: a + b}
+			w.wbuf = appendAdd(w.wbuf, f, a, b)
+		}
+		w.seq++
+	}
+	w.batch = batch
+	return batch
+}
+
+// check validates the reply to request j of the batch sent at t0.
+func (w *worker) check(j int, body []byte, t0 time.Time, measured bool) {
+	if err := checkReply(body, w.want[j]); err != nil {
+		w.errs.add(true, "connection %d, request %d: %v", w.id, w.seq-uint64(w.batch-j), err)
+		return
+	}
+	if measured {
+		w.hist.Record(time.Since(t0))
+		w.done.Add(1)
+	}
+}
+
+func (w *worker) writeFailed(batch int, err error) {
+	w.errs.add(false, "connection %d: writing request %d: %v", w.id, w.seq-uint64(batch), err)
+}
+
+// readFailed counts a failure to read the first of the last left replies.
+func (w *worker) readFailed(left int, err error) {
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("server closed the connection (EOF)")
+	}
+	w.errs.add(false, "connection %d: reading the reply to request %d: %v", w.id, w.seq-uint64(left), err)
 }
 
 // stamp writes seq in hex at the start of c, so that every echo differs

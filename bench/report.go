@@ -21,6 +21,9 @@ func WriteJSON(w io.Writer, v any) error {
 func (r Report) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
 	fmt.Fprintf(ew, "machine: %d CPUs, %s, %s; %s\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Go, r.Machine.Shared)
+	if len(r.Rows) > 0 {
+		fmt.Fprintf(ew, "load generator: %s driver\n", r.Rows[0].Target.Driver)
+	}
 	if len(r.Rows) == 1 && r.Rows[0].Comparator == nil {
 		fmt.Fprintf(ew, "server: %s\n", r.Server)
 		writeSummary(ew, r.Rows[0].Target)

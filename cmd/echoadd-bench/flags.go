@@ -31,6 +31,8 @@ type options struct {
 	pipeline     int
 	warmup       time.Duration
 	timeout      time.Duration
+	driverText   string
+	driver       bench.Driver
 	json         bool
 	sweep        bool
 	plot         string
@@ -71,6 +73,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.IntVar(&o.pipeline, "pipeline", 1, fmt.Sprintf("requests sent before reading the replies, 1..%d (len32 and varint only)", bench.MaxPipeline))
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured load before measuring")
 	fs.DurationVar(&o.timeout, "timeout", bench.DefaultTimeout, "bound of each round trip; a late reply is a connection error")
+	fs.StringVar(&o.driverText, "driver", string(bench.DefaultDriver()), "how the load generator drives its connections: epoll (one goroutine for all, the cheapest client; Linux) or goroutine (one per connection)")
 	fs.BoolVar(&o.json, "json", false, "write the result as JSON")
 	fs.BoolVar(&o.sweep, "sweep", false, "run the standard matrix: 1, 8, 64, 256 connections x echo 16 B, echo 1 KiB, add, echo 16 B pipelined 16 (len32)")
 	fs.StringVar(&o.plot, "plot", "", "also write the throughput table as an SVG chart to this file")
@@ -149,6 +152,9 @@ func (o *options) validate() error {
 		return fmt.Errorf("--mix: %w", err)
 	}
 	o.mix = mix
+	if o.driver, err = bench.ParseDriver(o.driverText); err != nil {
+		return fmt.Errorf("--driver: %w", err)
+	}
 	if o.payload < 0 || o.payload > bench.MaxPayload {
 		return fmt.Errorf("--payload must be 0..%d bytes, not %d", bench.MaxPayload, o.payload)
 	}
@@ -178,7 +184,7 @@ func (o *options) validate() error {
 		if o.idleConns < 1 || o.idleConns > bench.MaxIdleConns {
 			return fmt.Errorf("--idle-conns must be 1..%d, not %d", bench.MaxIdleConns, o.idleConns)
 		}
-		for _, name := range []string{"sweep", "plot", "conns", "mix", "payload", "pipeline", "requests", "duration", "warmup"} {
+		for _, name := range []string{"sweep", "plot", "conns", "mix", "payload", "pipeline", "requests", "duration", "warmup", "driver"} {
 			if o.changed(name) {
 				return fmt.Errorf("--%s does not apply to --idle-conns", name)
 			}

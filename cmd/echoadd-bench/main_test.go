@@ -61,6 +61,8 @@ func TestFlagValidation(t *testing.T) {
 		{"pipeline in raw", []string{"--pipeline", "16"}, "--pipeline needs --framing len32 or varint"},
 		{"pipeline zero", []string{"--framing", "len32", "--pipeline", "0"}, "--pipeline must be 1..1024"},
 		{"bad framing", []string{"--framing", "xml"}, "unknown framing \"xml\""},
+		{"bad driver", []string{"--driver", "threads"}, "--driver: \"threads\" is not a driver: use epoll or goroutine"},
+		{"idle with driver", []string{"--idle-conns", "10", "--driver", "goroutine"}, "--driver does not apply to --idle-conns"},
 		{"sweep with conns", []string{"--sweep", "--conns", "4"}, "--sweep sets --conns itself"},
 		{"idle with sweep", []string{"--idle-conns", "10", "--sweep"}, "--sweep does not apply to --idle-conns"},
 		{"idle zero", []string{"--idle-conns", "0"}, "--idle-conns must be 1.."},

@@ -74,6 +74,7 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	load := bench.Load{
 		Framing: o.framing, Conns: o.conns, Duration: o.duration, Requests: o.requests,
 		Warmup: o.warmup, Mix: o.mix, Payload: o.payload, Pipeline: o.pipeline, Timeout: o.timeout,
+		Driver: o.driver,
 	}
 	if !o.json && bench.IsTerminal(stderr) {
 		load.Progress = stderr
