@@ -108,6 +108,10 @@ func (c *conn) finish(err error) string {
 	switch {
 	case c.writeErr != nil:
 		c.nc.Close()
+		if errors.Is(c.writeErr, os.ErrDeadlineExceeded) {
+			c.log.Warn("replies not taken within the write timeout: connection closed", slog.Duration("write_timeout", c.srv.WriteTimeout))
+			return "write timeout"
+		}
 		return "write failed: " + c.writeErr.Error()
 	case errors.Is(err, io.EOF):
 		// The client half-closed: the replies still due go out, then we
@@ -169,6 +173,11 @@ func (c *conn) queue(reply *protocol.ServerMessage) {
 func (c *conn) flush() error {
 	if c.writeErr != nil || len(c.out) == 0 {
 		return c.writeErr
+	}
+	if c.srv.WriteTimeout > 0 {
+		// A Write that the socket takes at once returns before the
+		// deadline; one blocked by a client that does not read fails at it.
+		c.nc.SetWriteDeadline(time.Now().Add(c.srv.WriteTimeout))
 	}
 	_, c.writeErr = c.nc.Write(c.out)
 	if cap(c.out) > flushThreshold {

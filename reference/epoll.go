@@ -55,6 +55,7 @@ func (s *Server) loops() (*eventloop.Engine, error) {
 	e, err := eventloop.New(eventloop.Config{
 		Handler:       h,
 		ReadTimeout:   s.ReadTimeout,
+		WriteTimeout:  s.WriteTimeout,
 		IdleTimeout:   s.IdleTimeout,
 		LingerTimeout: lingerTimeout,
 		MaxConns:      s.MaxConns,
@@ -177,6 +178,10 @@ func (h *loopHandler) OnOpen(c *eventloop.Conn) {
 }
 
 func (h *loopHandler) OnClose(c *eventloop.Conn, err error) {
+	if errors.Is(err, eventloop.ErrWriteTimeout) {
+		h.log.Warn("replies not taken within the write timeout: connection closed", slog.Duration("write_timeout", h.s.WriteTimeout), h.remote(c))
+		return
+	}
 	if !h.debug {
 		return
 	}

@@ -61,6 +61,15 @@ type Server struct {
 	// cannot hold connections. 0 means no limit.
 	ReadTimeout time.Duration
 
+	// WriteTimeout closes a connection whose client leaves replies untaken:
+	// once the socket refuses a reply (the client is not reading), the
+	// replies waiting must all be taken within WriteTimeout, or the
+	// connection is closed. Until then the server reads no more of that
+	// connection's requests (TCP flow control), so it cannot grow a backlog;
+	// the timeout frees the connection itself (with MaxConns, its slot).
+	// 0 means no limit.
+	WriteTimeout time.Duration
+
 	// MaxConns is the most connections served at once; a connection beyond
 	// it gets Error CODE_OVERLOADED and is closed (EA-LIM-5). 0 means no limit.
 	MaxConns int
@@ -162,6 +171,7 @@ func (s *Server) Serve(l net.Listener) error {
 		slog.Int("max_message_size", s.maxMessageSize()),
 		slog.Duration("idle_timeout", s.IdleTimeout),
 		slog.Duration("read_timeout", s.ReadTimeout),
+		slog.Duration("write_timeout", s.WriteTimeout),
 		slog.Int("max_conns", s.MaxConns))
 
 	loops, err := s.loops()

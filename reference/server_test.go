@@ -582,6 +582,54 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// A client that sends requests and never reads the replies keeps its
+// connection only until a reply the socket refused has waited WriteTimeout;
+// without the timeout the server holds the connection, and its replies, for
+// as long as the client likes.
+func TestWriteTimeout(t *testing.T) {
+	req, err := protocol.Len32.AppendMessage(nil, protocol.EchoRequest(strings.Repeat("x", 64<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flood writes requests until a write fails or stays blocked for wait:
+	// once the server stops reading, the socket buffers fill.
+	flood := func(nc net.Conn, wait time.Duration) error {
+		for range 4096 { // 256 MiB, far beyond any socket buffer
+			nc.SetWriteDeadline(time.Now().Add(wait))
+			if _, err := nc.Write(req); err != nil {
+				return err
+			}
+		}
+		return errors.New("every request was taken: the server never stopped reading")
+	}
+	t.Run("closed after the write timeout", func(t *testing.T) {
+		var logs lockedBuffer
+		addr := start(t, &Server{Framing: protocol.Len32, WriteTimeout: shortTimeout, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		c := dial(t, addr, protocol.Len32)
+		err := flood(c.nc, eventually)
+		if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("writing to a server that should close the connection: %v, want a reset or broken pipe", err)
+		}
+		waitFor(t, "the write timeout's log record", func() bool {
+			for line := range strings.Lines(logs.String()) {
+				if strings.Contains(line, `level=WARN msg="replies not taken within the write timeout: connection closed"`) &&
+					strings.Contains(line, "write_timeout=300ms") && strings.Contains(line, "remote=127.0.0.1:") {
+					return true
+				}
+			}
+			return false
+		})
+	})
+	t.Run("held without one", func(t *testing.T) {
+		addr := start(t, &Server{Framing: protocol.Len32})
+		c := dial(t, addr, protocol.Len32)
+		if err := flood(c.nc, 3*shortTimeout); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("writing until the server stops reading: %v, want the write to block", err)
+		}
+		c.expectEcho(strings.Repeat("x", 64<<10)) // still served
+	})
+}
+
 // holdingServer's requests block in handle until release is called; started
 // receives each request as handling begins. release is idempotent and also
 // runs at cleanup, before the server is closed, so that a failing test
@@ -825,7 +873,7 @@ func TestLogging(t *testing.T) {
 	waitFor(t, "logging the close", func() bool { return strings.Contains(logs.String(), "connection closed") })
 	out := logs.String()
 	for _, want := range []string{
-		`level=INFO msg="listening on ` + addr + `" framing=varint max_message_size=1048576 idle_timeout=0s read_timeout=0s max_conns=7`,
+		`level=INFO msg="listening on ` + addr + `" framing=varint max_message_size=1048576 idle_timeout=0s read_timeout=0s write_timeout=0s max_conns=7`,
 		`level=DEBUG msg="connection opened"`,
 		`level=DEBUG msg="connection closed"`,
 	} {

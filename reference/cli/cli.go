@@ -56,6 +56,7 @@ type options struct {
 	maxMessageSize byteSize
 	idleTimeout    time.Duration
 	readTimeout    time.Duration
+	writeTimeout   time.Duration
 	maxConns       int
 	engine         string
 	shutdownGrace  time.Duration
@@ -79,6 +80,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.Var(&o.maxMessageSize, "max-message-size", "largest request accepted, in bytes, e.g. 1048576, 64KiB or 1MiB; at least 1024")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "close a connection with no request in progress after this long (0 = never)")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 10*time.Second, "send Error CODE_TIMEOUT and close a connection whose request takes longer than this to arrive (0 = never)")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "close a connection whose client leaves its replies untaken for longer than this (0 = never)")
 	fs.IntVar(&o.maxConns, "max-conns", 0, "most connections served at once; one more gets Error CODE_OVERLOADED and is closed (0 = no limit)")
 	fs.StringVar(&o.engine, "engine", "", "how connections are served: epoll (event loops, Linux only; the default there) or goroutine (one per connection; the default elsewhere)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 5*time.Second, "on SIGTERM or SIGINT, how long requests in progress may take before the connections are closed by force (0 = no limit)")
@@ -124,7 +126,7 @@ func validate(o *options) error {
 	for _, d := range []struct {
 		flag  string
 		value time.Duration
-	}{{"idle-timeout", o.idleTimeout}, {"read-timeout", o.readTimeout}, {"shutdown-grace", o.shutdownGrace}} {
+	}{{"idle-timeout", o.idleTimeout}, {"read-timeout", o.readTimeout}, {"write-timeout", o.writeTimeout}, {"shutdown-grace", o.shutdownGrace}} {
 		if d.value < 0 {
 			errs = append(errs, fmt.Errorf("--%s %v: must not be negative; 0 turns it off", d.flag, d.value))
 		}
@@ -220,6 +222,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		MaxMessageSize: int(o.maxMessageSize),
 		IdleTimeout:    o.idleTimeout,
 		ReadTimeout:    o.readTimeout,
+		WriteTimeout:   o.writeTimeout,
 		MaxConns:       o.maxConns,
 		Engine:         o.engine,
 		ShutdownGrace:  o.shutdownGrace,

@@ -94,6 +94,7 @@ func TestBadFlags(t *testing.T) {
 		{"size too big", []string{"--max-message-size", "2048MiB"}, `"--max-message-size" flag: want a number of bytes up to 1GiB`},
 		{"negative read timeout", []string{"--read-timeout", "-1s"}, "--read-timeout -1s: must not be negative"},
 		{"negative idle timeout", []string{"--idle-timeout=-1s"}, "--idle-timeout -1s: must not be negative"},
+		{"negative write timeout", []string{"--write-timeout", "-1s"}, "--write-timeout -1s: must not be negative"},
 		{"negative grace", []string{"--shutdown-grace=-5s"}, "--shutdown-grace -5s: must not be negative"},
 		{"bad duration", []string{"--read-timeout", "10"}, `invalid argument "10" for "--read-timeout" flag`},
 		{"negative max conns", []string{"--max-conns=-1"}, "--max-conns -1: must not be negative"},

@@ -25,8 +25,8 @@ type Handler interface {
 	// MaxConns), when its loop takes it.
 	OnOpen(c *Conn)
 	// OnClose is called once per connection that reached OnData's loop,
-	// after its descriptor is closed; err says why (nil for an orderly
-	// close).
+	// as it is closed, while its descriptor is still open (RemoteAddr
+	// works); err says why (nil for an orderly close).
 	OnClose(c *Conn, err error)
 }
 

@@ -967,11 +967,9 @@ func (l *loop) readTimedOut(c *Conn) {
 	}
 }
 
-func (l *loop) writeTimedOut(c *Conn) { l.close(c, errWriteTimeout) }
+func (l *loop) writeTimedOut(c *Conn) { l.close(c, ErrWriteTimeout) }
 
 func (l *loop) lingerTimedOut(c *Conn) { l.close(c, nil) }
-
-var errWriteTimeout = errors.New("eventloop: the client took no reply within the write timeout")
 
 // drain answers what c has already delivered and closes it (Shutdown).
 func (l *loop) drain(c *Conn) {
@@ -1109,6 +1107,12 @@ func (l *loop) close(c *Conn, err error) {
 		return
 	}
 	untimed(c)
+	if c.counted {
+		// Before the close: once closed, the descriptor's number may be
+		// reused at once by the accepting goroutine, and RemoteAddr would
+		// name another peer.
+		l.e.h.OnClose(c, err)
+	}
 	unix.Close(c.fd)
 	if c.fd < len(l.conns) && l.conns[c.fd] == c {
 		l.conns[c.fd] = nil
@@ -1119,7 +1123,6 @@ func (l *loop) close(c *Conn, err error) {
 	l.load.Add(-1)
 	if c.counted {
 		l.e.conns.Add(-1)
-		l.e.h.OnClose(c, err)
 	}
 }
 
