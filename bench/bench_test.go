@@ -376,6 +376,38 @@ func TestFragmentedRepliesAndLargeBatches(t *testing.T) {
 	})
 }
 
+// A server that answers every request twice gets every reply after the
+// first counted as invalid (each is the stale copy of the one before),
+// with both drivers, and a run whose connections end at different times
+// still ends when the last does.
+func TestRepliesNobodyAskedFor(t *testing.T) {
+	twice := serve(t, func(c net.Conn) {
+		defer c.Close()
+		dec := protocol.NewDecoder(c, protocol.Len32, 0)
+		for {
+			req, err := dec.DecodeRequest()
+			if err != nil {
+				return
+			}
+			out, _ := protocol.Len32.AppendMessage(nil, protocol.EchoReply(req.GetEchoMessage().GetContent()))
+			if _, err := c.Write(append(out, out...)); err != nil {
+				return
+			}
+		}
+	})
+	forEachDriver(t, "", func(t *testing.T, d Driver) {
+		res, err := Run(context.Background(), Target{Addr: twice}, Load{
+			Framing: protocol.Len32, Conns: 3, Requests: 20, Mix: Mix{Echo: 1}, Payload: 16, Driver: d, Timeout: 10 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Errors.Invalid != 3*19 || res.Errors.Connection != 0 || res.Requests != 3*20 {
+			t.Fatalf("got %d requests, errors %+v; want 60 requests, 57 invalid", res.Requests, res.Errors)
+		}
+	})
+}
+
 // dribbleConn writes three bytes at a time, pausing between them.
 type dribbleConn struct{ net.Conn }
 

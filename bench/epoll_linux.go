@@ -37,10 +37,10 @@ type epollConn struct {
 	fd      int    // -1: closed after a failure
 	pending []byte // the rest of a batch the socket did not take yet
 	t0      time.Time
-	got     int  // replies of the batch received
-	sent    int  // requests sent in this phase
-	busy    bool // a batch is in flight
-	out     bool // EPOLLOUT is asked for: the socket refused part of a batch
+	got     int    // replies of the batch received
+	sent    int    // requests sent in this phase
+	busy    bool   // a batch is in flight
+	events  uint32 // registered: EPOLLIN; with EPOLLOUT while the socket refuses part of a batch; none between phases after stray input
 }
 
 var errWouldBlock = errors.New("would block")
@@ -95,8 +95,9 @@ func newEpollDriver(workers []*worker) (*epollDriver, error) {
 			return nil, fmt.Errorf("connection %d: %w", w.id, err)
 		}
 		w.ep.fd = fd
+		w.ep.events = unix.EPOLLIN
 		w.rr.r = fdReader{&w.ep.fd}
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: int32(w.id)}
+		ev := unix.EpollEvent{Events: w.ep.events, Fd: int32(fd), Pad: int32(w.id)}
 		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			d.close()
 			return nil, os.NewSyscallError("epoll_ctl", err)
@@ -176,6 +177,11 @@ func (d *epollDriver) run(load *Load, stop *atomic.Bool, deadline time.Time, lim
 			ev := d.events[i]
 			w := d.workers[ev.Pad]
 			if !w.ep.busy {
+				// Input no batch asked for, or a hang-up, after this
+				// connection's last batch of the phase: stop watching it
+				// (level-triggered, it would be reported again and again);
+				// its next batch reads it as a reply.
+				d.watch(w, 0)
 				continue
 			}
 			if w.ep.pending != nil && !d.flush(w) {
@@ -209,6 +215,9 @@ func (d *epollDriver) next(w *worker, stop *atomic.Bool, deadline time.Time, lim
 	if stop.Load() || !time.Now().Before(deadline) || (limit > 0 && w.ep.sent >= limit) {
 		return false
 	}
+	if !d.watch(w, w.ep.events|unix.EPOLLIN) {
+		return false
+	}
 	w.ep.sent += w.fill(limit, w.ep.sent)
 	w.ep.got = 0
 	w.ep.busy = true
@@ -228,26 +237,27 @@ func (d *epollDriver) flush(w *worker) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return w.ep.out || d.interest(w, true)
+			return d.watch(w, unix.EPOLLIN|unix.EPOLLOUT)
 		}
 		d.fail(w, "connection %d: writing request %d: %v", w.id, w.seq-uint64(w.batch), err)
 		return false
 	}
 	w.ep.pending = nil
-	return !w.ep.out || d.interest(w, false)
+	return d.watch(w, unix.EPOLLIN)
 }
 
-// interest asks for EPOLLOUT as well as EPOLLIN, or for EPOLLIN alone.
-func (d *epollDriver) interest(w *worker, out bool) bool {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(w.ep.fd), Pad: int32(w.id)}
-	if out {
-		ev.Events |= unix.EPOLLOUT
+// watch registers events for w if they differ from what is registered;
+// it reports false after a failure.
+func (d *epollDriver) watch(w *worker, events uint32) bool {
+	if events == w.ep.events {
+		return true
 	}
+	ev := unix.EpollEvent{Events: events, Fd: int32(w.ep.fd), Pad: int32(w.id)}
 	if err := unix.EpollCtl(d.epfd, unix.EPOLL_CTL_MOD, w.ep.fd, &ev); err != nil {
 		d.fail(w, "connection %d: epoll_ctl: %v", w.id, err)
 		return false
 	}
-	w.ep.out = out
+	w.ep.events = events
 	return true
 }
 
@@ -280,6 +290,6 @@ func (d *epollDriver) drop(w *worker) {
 	unix.Close(w.ep.fd)
 	w.ep.fd = -1
 	w.ep.busy = false
-	w.ep.out = false
+	w.ep.events = 0
 	w.ep.pending = nil
 }
