@@ -451,6 +451,8 @@ func TestLoadValidate(t *testing.T) {
 		{"raw pipelining", func(l *Load) { l.Framing, l.Pipeline = protocol.Raw, 2 }, "pipelining needs a framed mode"},
 		{"empty mix", func(l *Load) { l.Mix = Mix{} }, "the mix needs"},
 		{"huge payload", func(l *Load) { l.Payload = MaxPayload + 1 }, "payload must be"},
+		{"unknown driver", func(l *Load) { l.Driver = "threads" }, `driver "threads" is not available here`},
+		{"goroutine driver", func(l *Load) { l.Driver = DriverGoroutine }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := ok

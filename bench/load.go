@@ -93,16 +93,18 @@ func DefaultDriver() Driver {
 
 // ParseDriver parses "epoll" or "goroutine".
 func ParseDriver(s string) (Driver, error) {
-	switch d := Driver(s); d {
-	case DriverGoroutine:
+	d := Driver(s)
+	switch {
+	case d.available():
 		return d, nil
-	case DriverEpoll:
-		if !epollSupported {
-			return "", errors.New("the epoll driver needs Linux; use goroutine")
-		}
-		return d, nil
+	case d == DriverEpoll:
+		return "", errors.New("the epoll driver needs Linux; use goroutine")
 	}
 	return "", fmt.Errorf("%q is not a driver: use epoll or goroutine", s)
+}
+
+func (d Driver) available() bool {
+	return d == DriverGoroutine || (d == DriverEpoll && epollSupported)
 }
 
 // Validate checks the load's own bounds.
@@ -124,8 +126,8 @@ func (l Load) Validate() error {
 		return fmt.Errorf("payload must be 0..%d bytes", MaxPayload)
 	case l.Pipeline < 0 || l.Pipeline > MaxPipeline:
 		return fmt.Errorf("pipeline depth must be 1..%d", MaxPipeline)
-	case l.Driver != "" && l.Driver != DriverGoroutine && (l.Driver != DriverEpoll || !epollSupported):
-		return fmt.Errorf("driver %q is not available here", l.Driver)
+	case l.Driver != "" && !l.Driver.available():
+		return fmt.Errorf("driver %q is not available here: use epoll (Linux) or goroutine", l.Driver)
 	case l.Pipeline > 1 && l.Framing == protocol.Raw:
 		return errors.New("pipelining needs a framed mode (len32 or varint): raw has no pipelining (EA-CONN-4)")
 	}
