@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -267,14 +268,17 @@ func TestBoundedStop(t *testing.T) {
 			case <-time.After(30 * time.Second): // generous: the bound is 200 ms + one 500 ms timeout
 				t.Fatal("Run did not stop by itself within 30 s")
 			}
+			// Halfway through, one more client connects and asks for an
+			// echo: its failure is a fifth connection error.
 			if tc.wantErrors {
-				if res.Errors.Connection != 4 || !strings.Contains(res.Errors.Examples[0], "timeout") {
-					t.Fatalf("silent server: %+v", res.Errors)
+				if res.Errors.Connection != 5 || !strings.Contains(res.Errors.Examples[0], "timeout") ||
+					res.NewClient == nil || res.NewClient.Served || !strings.Contains(res.NewClient.Error, "timeout") {
+					t.Fatalf("silent server: %+v, new client %+v", res.Errors, res.NewClient)
 				}
 				return
 			}
-			if res.Errors.Total() != 0 || res.Requests == 0 || res.Elapsed < 0.2 {
-				t.Fatalf("working server: %+v", res)
+			if res.Errors.Total() != 0 || res.Requests == 0 || res.Elapsed < 0.2 || res.NewClient == nil || !res.NewClient.Served || res.NewClient.LatencyUs <= 0 {
+				t.Fatalf("working server: %+v, new client %+v", res, res.NewClient)
 			}
 		})
 	}
@@ -404,6 +408,37 @@ func TestRepliesNobodyAskedFor(t *testing.T) {
 		}
 		if res.Errors.Invalid != 3*19 || res.Errors.Connection != 0 || res.Requests != 3*20 {
 			t.Fatalf("got %d requests, errors %+v; want 60 requests, 57 invalid", res.Requests, res.Errors)
+		}
+	})
+}
+
+// A server that keeps serving the clients it has but leaves a new one
+// unanswered (the thread-pool and one-client-at-a-time bug) passes the
+// load itself; the client that connects halfway through catches it.
+func TestNewClientDuringLoad(t *testing.T) {
+	var accepted atomic.Int32
+	right := brokenServer(protocol.Len32, func(s string) string { return s }, func(a, b int32) int32 { return a + b })
+	firstTwo := serve(t, func(c net.Conn) {
+		if accepted.Add(1) > 2 {
+			defer c.Close()
+			io.Copy(io.Discard, c)
+			return
+		}
+		right(c)
+	})
+	forEachDriver(t, "", func(t *testing.T, d Driver) {
+		accepted.Store(0)
+		res, err := Run(context.Background(), Target{Addr: firstTwo}, Load{
+			Framing: protocol.Len32, Conns: 2, Duration: 300 * time.Millisecond, Mix: Mix{Echo: 1}, Payload: 16,
+			Driver: d, Timeout: 500 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := res.NewClient
+		if res.Requests == 0 || res.Errors.Invalid != 0 || res.Errors.Connection != 1 || n == nil || n.Served ||
+			!strings.Contains(res.Errors.Examples[0], "a new client during the load: reading the reply") {
+			t.Fatalf("got %d requests, errors %+v, new client %+v", res.Requests, res.Errors, n)
 		}
 	})
 }

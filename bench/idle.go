@@ -58,7 +58,7 @@ func RunIdle(ctx context.Context, target Target, load IdleLoad) (IdleResult, err
 
 	// One connection first, so that the server's one-time costs of a first
 	// client are not counted per connection.
-	first, err := idleDial(ctx, target.Addr, load, 0)
+	first, err := dialEcho(ctx, target.Addr, load.Framing, load.Timeout, 0)
 	if err != nil {
 		return res, fmt.Errorf("first connection: %w", err)
 	}
@@ -82,7 +82,7 @@ func RunIdle(ctx context.Context, target Target, load IdleLoad) (IdleResult, err
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := idleDial(ctx, target.Addr, load, uint64(i+1))
+			c, err := dialEcho(ctx, target.Addr, load.Framing, load.Timeout, uint64(i+1))
 			if err != nil {
 				errs.add(false, "idle connection %d: %v", i, err)
 				return
@@ -106,7 +106,7 @@ func RunIdle(ctx context.Context, target Target, load IdleLoad) (IdleResult, err
 
 	// A new client is served while they are all open (EA-CONC-2).
 	t0 := time.Now()
-	if c, err := idleDial(ctx, target.Addr, load, 1<<40); err != nil {
+	if c, err := dialEcho(ctx, target.Addr, load.Framing, load.Timeout, 1<<40); err != nil {
 		errs.add(false, "new client while %d connections were idle: %v", res.Opened, err)
 	} else {
 		res.NewClientServed = true
@@ -137,7 +137,7 @@ func RunIdle(ctx context.Context, target Target, load IdleLoad) (IdleResult, err
 		if c == nil {
 			continue
 		}
-		if err := roundTrip(c, load, uint64(i+1)<<20); err != nil {
+		if err := roundTrip(c, load.Framing, load.Timeout, uint64(i+1)<<20); err != nil {
 			errs.add(false, "idle connection %d after the hold: %v", i, err)
 			continue
 		}
@@ -149,13 +149,15 @@ func RunIdle(ctx context.Context, target Target, load IdleLoad) (IdleResult, err
 	return res, nil
 }
 
-func idleDial(ctx context.Context, addr string, load IdleLoad, seq uint64) (net.Conn, error) {
-	d := net.Dialer{Timeout: load.Timeout}
+// dialEcho connects to addr and has one echo answered on the connection,
+// each step bounded by timeout.
+func dialEcho(ctx context.Context, addr string, f protocol.Framing, timeout time.Duration, seq uint64) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	if err := roundTrip(c, load, seq); err != nil {
+	if err := roundTrip(c, f, timeout, seq); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -163,16 +165,16 @@ func idleDial(ctx context.Context, addr string, load IdleLoad, seq uint64) (net.
 }
 
 // roundTrip sends one 16-byte echo and checks the reply.
-func roundTrip(c net.Conn, load IdleLoad, seq uint64) error {
+func roundTrip(c net.Conn, f protocol.Framing, timeout time.Duration, seq uint64) error {
 	content := make([]byte, 16)
 	stamp(content, seq)
-	c.SetDeadline(time.Now().Add(load.Timeout))
+	c.SetDeadline(time.Now().Add(timeout))
 	defer c.SetDeadline(time.Time{})
-	if _, err := c.Write(appendEcho(nil, load.Framing, content)); err != nil {
+	if _, err := c.Write(appendEcho(nil, f, content)); err != nil {
 		return err
 	}
 	// A small reader: 10,000 idle clients must not hold 4 KiB each here.
-	rr := &ReplyReader{r: c, framing: load.Framing, max: 1024, buf: make([]byte, 64)}
+	rr := &ReplyReader{r: c, framing: f, max: 1024, buf: make([]byte, 64)}
 	body, err := rr.Next()
 	if err != nil {
 		if errors.Is(err, net.ErrClosed) {

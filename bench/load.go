@@ -156,6 +156,16 @@ type Result struct {
 	Throughput float64     `json:"throughput_rps"` // valid replies per second
 	Latency    Latency     `json:"latency_us"`
 	ServerCPU  *ServerCPU  `json:"server_cpu,omitempty"`
+	NewClient  *NewClient  `json:"new_client,omitempty"` // runs with a duration only
+}
+
+// NewClient is one more client that connects halfway through the measured
+// phase and has one echo answered while the load runs: the server must stay
+// responsive to it (EA-CONC-2). A failure also counts as a connection error.
+type NewClient struct {
+	Served    bool    `json:"served"`
+	LatencyUs float64 `json:"latency_us,omitempty"` // connect and round trip
+	Error     string  `json:"error,omitempty"`
 }
 
 // ErrorCounts counts what went wrong; Examples holds the first few, each
@@ -332,8 +342,17 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 	if load.Progress != nil {
 		go progress(load.Progress, workers, errs, start, progressDone)
 	}
+	probed := make(chan *NewClient, 1)
+	if load.Duration > 0 {
+		go func() { probed <- newClient(ctx, target.Addr, &load, start.Add(load.Duration/2)) }()
+	} else {
+		probed <- nil
+	}
 	phase(&stop, deadline, load.Requests, true)
 	end := time.Now()
+	if res.NewClient = <-probed; res.NewClient != nil && !res.NewClient.Served {
+		errs.add(false, "a new client during the load: %s", res.NewClient.Error)
+	}
 	if load.Progress != nil {
 		progressDone <- struct{}{}
 		<-progressDone
@@ -493,6 +512,25 @@ func (w *worker) readFailed(left int, err error) {
 		err = fmt.Errorf("server closed the connection (EOF)")
 	}
 	w.errs.add(false, "connection %d: reading the reply to request %d: %v", w.id, w.seq-uint64(left), err)
+}
+
+// newClient connects at the given time, unless ctx ends first (nil then),
+// and has one echo answered.
+func newClient(ctx context.Context, addr string, load *Load, at time.Time) *NewClient {
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return nil
+	}
+	t0 := time.Now()
+	c, err := dialEcho(ctx, addr, load.Framing, load.Timeout, 1<<40)
+	if err != nil {
+		return &NewClient{Error: err.Error()}
+	}
+	c.Close()
+	return &NewClient{Served: true, LatencyUs: float64(time.Since(t0)) / float64(time.Microsecond)}
 }
 
 // stamp writes seq in hex at the start of c, so that every echo differs

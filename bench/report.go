@@ -59,6 +59,13 @@ func writeSummary(w io.Writer, res Result) {
 	} else {
 		fmt.Fprintf(w, "server CPU  not measured (the server is not a child of this process)\n")
 	}
+	switch n := res.NewClient; {
+	case n == nil:
+	case n.Served:
+		fmt.Fprintf(w, "new client  connected and served halfway through, in %s\n", us(n.LatencyUs))
+	default:
+		fmt.Fprintf(w, "new client  NOT served halfway through: %s\n", n.Error)
+	}
 }
 
 func writeTable(w io.Writer, rows []Row) {
@@ -67,17 +74,17 @@ func writeTable(w io.Writer, rows []Row) {
 	for _, r := range rows {
 		baseline = baseline || r.Comparator != nil
 	}
-	head := "case\tframing\tconns\treq/s\tp50 µs\tp99 µs\tp99.9 µs\tmax µs\tcpu µs/req\terrors\t"
+	head := "case\tframing\tconns\treq/s\tp50 µs\tp99 µs\tp99.9 µs\tmax µs\tcpu µs/req\tnew client µs\terrors\t"
 	if baseline {
-		head += "cmp req/s\tcmp p99 µs\tcmp cpu µs/req\tcmp errors\t× req/s\t× cpu/req\t× p99\t"
+		head += "cmp req/s\tcmp p99 µs\tcmp cpu µs/req\tcmp new client µs\tcmp errors\t× req/s\t× cpu/req\t× p99\t"
 	}
 	fmt.Fprintln(tw, head)
 	for _, r := range rows {
 		t := r.Target
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%d\t", r.Name, t.Framing, t.Conns, t.Throughput,
-			t.Latency.P50, t.Latency.P99, t.Latency.P999, t.Latency.Max, cpuPerReq(t), t.Errors.Total())
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%d\t", r.Name, t.Framing, t.Conns, t.Throughput,
+			t.Latency.P50, t.Latency.P99, t.Latency.P999, t.Latency.Max, cpuPerReq(t), newClientUs(t), t.Errors.Total())
 		if c := r.Comparator; c != nil {
-			fmt.Fprintf(tw, "%.0f\t%.1f\t%s\t%d\t%s\t%s\t%s\t", c.Throughput, c.Latency.P99, cpuPerReq(*c), c.Errors.Total(),
+			fmt.Fprintf(tw, "%.0f\t%.1f\t%s\t%s\t%d\t%s\t%s\t%s\t", c.Throughput, c.Latency.P99, cpuPerReq(*c), newClientUs(*c), c.Errors.Total(),
 				times(r.Ratio.Throughput), times(r.Ratio.CPUPerRequest), times(r.Ratio.P99))
 		}
 		fmt.Fprintln(tw)
@@ -93,6 +100,18 @@ func writeErrors(w io.Writer, what string, e ErrorCounts) {
 	for _, ex := range e.Examples {
 		fmt.Fprintf(w, "  - %s\n", ex)
 	}
+}
+
+// newClientUs is the new client's latency; "-" without one (a run bounded
+// by its request count), "FAILED" when it was not served.
+func newClientUs(r Result) string {
+	switch n := r.NewClient; {
+	case n == nil:
+		return "-"
+	case !n.Served:
+		return "FAILED"
+	}
+	return fmt.Sprintf("%.0f", r.NewClient.LatencyUs)
 }
 
 func cpuPerReq(r Result) string {
