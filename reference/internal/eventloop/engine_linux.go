@@ -389,12 +389,13 @@ const (
 )
 
 const (
-	wakeSeq     = -1
-	maxEvents   = 256
-	maxKeptOut  = 1 << 20 // a larger output buffer is dropped after use
-	drainReads  = 64      // reads per connection at Shutdown
-	readEvents  = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLPRI
-	writeEvents = unix.EPOLLOUT
+	wakeSeq          = -1
+	wakeRuntimeEvery = 16 // rounds without parking; see step
+	maxEvents        = 256
+	maxKeptOut       = 1 << 20 // a larger output buffer is dropped after use
+	drainReads       = 64      // reads per connection at Shutdown
+	readEvents       = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLPRI
+	writeEvents      = unix.EPOLLOUT
 )
 
 func newLoop(e *Engine) (*loop, error) {
@@ -523,9 +524,25 @@ func (l *loop) run() {
 // descriptor is still on the ready list. Go's poller keeps that readiness
 // until the goroutine waits (RawRead resets it only on entry), so an event
 // that arrived during the round makes the wait return at once.
+//
+// A loop under sustained load never parks, so it never enters the
+// scheduler, and its raw system calls do not tell the runtime that it is
+// busy. If the runtime's monitor thread (sysmon) went into its deep sleep
+// while every P was idle, and nothing allocates enough for a collection,
+// nothing polls Go's network poller, and the goroutine accepting
+// connections is not woken until the loop parks: a new client waited 1.5 s,
+// until the end of the load, behind 10,000 busy ones. So every
+// wakeRuntimeEvery rounds without parking, epoll_wait goes through the
+// runtime's system-call entry, which wakes sysmon; awake, it polls the
+// network every 10 ms and preempts the loop for the goroutines it wakes
+// (runtime.Gosched would not: with one P it returns to the loop at once).
 func (l *loop) step(uintptr) bool {
-	for {
-		n, err := epollWaitNow(l.epfd, l.events)
+	for rounds := 1; ; rounds++ {
+		epollWait := epollWaitNow
+		if rounds%wakeRuntimeEvery == 0 {
+			epollWait = epollWaitSyscall
+		}
+		n, err := epollWait(l.epfd, l.events)
 		if err != nil {
 			l.fail = err
 			return true

@@ -96,6 +96,20 @@ func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
 	}
 }
 
+// epollWaitSyscall is epollWaitNow through the runtime's system-call entry
+// (entersyscall), which wakes sysmon from its deep sleep; see loop.step.
+func epollWaitSyscall(epfd int, events []unix.EpollEvent) (int, error) {
+	n, err := unix.EpollWait(epfd, events, 0)
+	switch err {
+	case nil:
+		return n, nil
+	case unix.EINTR:
+		return 0, nil
+	default:
+		return 0, os.NewSyscallError("epoll_wait", err)
+	}
+}
+
 // read and write on a non-blocking socket: -1 and the errno on failure.
 func read(fd int, p []byte) (int, error) {
 	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
