@@ -538,11 +538,7 @@ func (l *loop) run() {
 // (runtime.Gosched would not: with one P it returns to the loop at once).
 func (l *loop) step(uintptr) bool {
 	for rounds := 1; ; rounds++ {
-		epollWait := epollWaitNow
-		if rounds%wakeRuntimeEvery == 0 {
-			epollWait = epollWaitSyscall
-		}
-		n, err := epollWait(l.epfd, l.events)
+		n, err := epollWaitNow(l.epfd, l.events, rounds%wakeRuntimeEvery == 0)
 		if err != nil {
 			l.fail = err
 			return true

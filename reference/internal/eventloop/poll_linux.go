@@ -63,7 +63,7 @@ func (p *poller) close() {
 // or until timeout passes (timeout < 0: no limit; 0: do not wait).
 func (p *poller) wait(events []unix.EpollEvent, timeout time.Duration) (int, error) {
 	if timeout == 0 {
-		return epollWaitNow(p.epfd, events)
+		return epollWaitNow(p.epfd, events, false)
 	}
 	msec := -1
 	if timeout > 0 {
@@ -84,8 +84,15 @@ func (p *poller) setDeadline(t time.Time) {
 	p.deadline = !t.IsZero()
 }
 
-func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
-	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+// epollWaitNow is epoll_wait without waiting. With wakeRuntime it goes
+// through the runtime's system-call entry (entersyscall), which wakes sysmon
+// from its deep sleep (see loop.step); without, it is a raw system call.
+func epollWaitNow(epfd int, events []unix.EpollEvent, wakeRuntime bool) (int, error) {
+	call := unix.RawSyscall6
+	if wakeRuntime {
+		call = unix.Syscall6
+	}
+	r, _, e := call(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
 	switch e {
 	case 0:
 		return int(r), nil
@@ -93,20 +100,6 @@ func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
 		return 0, nil
 	default:
 		return 0, os.NewSyscallError("epoll_wait", e)
-	}
-}
-
-// epollWaitSyscall is epollWaitNow through the runtime's system-call entry
-// (entersyscall), which wakes sysmon from its deep sleep; see loop.step.
-func epollWaitSyscall(epfd int, events []unix.EpollEvent) (int, error) {
-	n, err := unix.EpollWait(epfd, events, 0)
-	switch err {
-	case nil:
-		return n, nil
-	case unix.EINTR:
-		return 0, nil
-	default:
-		return 0, os.NewSyscallError("epoll_wait", err)
 	}
 }
 
