@@ -443,6 +443,42 @@ func TestNewClientDuringLoad(t *testing.T) {
 	})
 }
 
+// A run bounded by its request count can end long before half its
+// duration: it must not wait for the new client's time, and has no new
+// client figure then.
+func TestRequestBoundRunDoesNotWaitForTheNewClient(t *testing.T) {
+	addr := serve(t, brokenServer(protocol.Raw, func(s string) string { return s }, func(a, b int32) int32 { return a + b }))
+	forEachDriver(t, "", func(t *testing.T, d Driver) {
+		type outcome struct {
+			res Result
+			err error
+		}
+		done := make(chan outcome, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			res, err := Run(ctx, Target{Addr: addr}, Load{
+				Framing: protocol.Raw, Conns: 2, Requests: 3, Duration: MaxDuration, Mix: Mix{Echo: 1}, Payload: 16,
+				Driver: d, Timeout: 10 * time.Second,
+			})
+			done <- outcome{res, err}
+		}()
+		select {
+		case o := <-done:
+			if o.err != nil {
+				t.Fatal(o.err)
+			}
+			if o.res.Requests != 6 || o.res.Errors.Total() != 0 || o.res.NewClient != nil {
+				t.Fatalf("got %d requests, errors %+v, new client %+v; want 6, none, none", o.res.Requests, o.res.Errors, o.res.NewClient)
+			}
+		case <-time.After(time.Minute):
+			cancel()
+			<-done
+			t.Fatalf("6 requests and no end after a minute: the run waits for the new client's time, %v", MaxDuration/2)
+		}
+	})
+}
+
 // dribbleConn writes three bytes at a time, pausing between them.
 type dribbleConn struct{ net.Conn }
 

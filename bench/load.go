@@ -156,7 +156,7 @@ type Result struct {
 	Throughput float64     `json:"throughput_rps"` // valid replies per second
 	Latency    Latency     `json:"latency_us"`
 	ServerCPU  *ServerCPU  `json:"server_cpu,omitempty"`
-	NewClient  *NewClient  `json:"new_client,omitempty"` // runs with a duration only
+	NewClient  *NewClient  `json:"new_client,omitempty"` // runs with a duration that last half of it
 }
 
 // NewClient is one more client that connects halfway through the measured
@@ -343,13 +343,15 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 		go progress(load.Progress, workers, errs, start, progressDone)
 	}
 	probed := make(chan *NewClient, 1)
+	loadDone := make(chan struct{})
 	if load.Duration > 0 {
-		go func() { probed <- newClient(ctx, target.Addr, &load, start.Add(load.Duration/2)) }()
+		go func() { probed <- newClient(ctx, loadDone, target.Addr, &load, start.Add(load.Duration/2)) }()
 	} else {
 		probed <- nil
 	}
 	phase(&stop, deadline, load.Requests, true)
 	end := time.Now()
+	close(loadDone)
 	if res.NewClient = <-probed; res.NewClient != nil && !res.NewClient.Served {
 		errs.add(false, "a new client during the load: %s", res.NewClient.Error)
 	}
@@ -514,14 +516,17 @@ func (w *worker) readFailed(left int, err error) {
 	w.errs.add(false, "connection %d: reading the reply to request %d: %v", w.id, w.seq-uint64(left), err)
 }
 
-// newClient connects at the given time, unless ctx ends first (nil then),
-// and has one echo answered.
-func newClient(ctx context.Context, addr string, load *Load, at time.Time) *NewClient {
+// newClient connects at the given time and has one echo answered, unless
+// ctx ends or the load is done first (nil then: a run bounded by --requests
+// can end long before half its --duration). Once connecting, it finishes.
+func newClient(ctx context.Context, loadDone <-chan struct{}, addr string, load *Load, at time.Time) *NewClient {
 	t := time.NewTimer(time.Until(at))
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-ctx.Done():
+		return nil
+	case <-loadDone:
 		return nil
 	}
 	t0 := time.Now()

@@ -61,6 +61,7 @@ func writeSummary(w io.Writer, res Result) {
 	}
 	switch n := res.NewClient; {
 	case n == nil:
+		fmt.Fprintf(w, "new client  not measured (the load did not last half of a --duration)\n")
 	case n.Served:
 		fmt.Fprintf(w, "new client  connected and served halfway through, in %s\n", us(n.LatencyUs))
 	default:
@@ -102,8 +103,9 @@ func writeErrors(w io.Writer, what string, e ErrorCounts) {
 	}
 }
 
-// newClientUs is the new client's latency; "-" without one (a run bounded
-// by its request count), "FAILED" when it was not served.
+// newClientUs is the new client's latency; "-" without one (a run without
+// a duration, or ended by its request count before half of it), "FAILED"
+// when it was not served.
 func newClientUs(r Result) string {
 	switch n := r.NewClient; {
 	case n == nil:
