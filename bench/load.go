@@ -156,7 +156,7 @@ type Result struct {
 	Throughput float64     `json:"throughput_rps"` // valid replies per second
 	Latency    Latency     `json:"latency_us"`
 	ServerCPU  *ServerCPU  `json:"server_cpu,omitempty"`
-	NewClient  *NewClient  `json:"new_client,omitempty"` // runs with a duration that last half of it
+	NewClient  *NewClient  `json:"new_client,omitempty"` // runs that last half their --duration
 }
 
 // NewClient is one more client that connects halfway through the measured
