@@ -1,6 +1,7 @@
 package reference
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +31,9 @@ import (
 var testEngine string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childServerEnv) != "" {
+		os.Exit(serveAsChild())
+	}
 	engines := []string{EngineGoroutine}
 	if DefaultEngine == EngineEpoll {
 		engines = append(engines, EngineEpoll)
@@ -628,6 +634,147 @@ func TestWriteTimeout(t *testing.T) {
 		}
 		c.expectEcho(strings.Repeat("x", 64<<10)) // still served
 	})
+}
+
+// A loop that always has more to read never parks, so it never enters
+// Go's scheduler. A new client must still be accepted and answered while
+// such a load runs (EA-CONC-2): it waited for the end of the load when the
+// loop's raw system calls left the runtime's monitor (sysmon) in the deep
+// sleep it fell into while the server was idle, and nothing polled Go's
+// network poller, where the listener waits. The server runs in a child
+// process, because here the test's own goroutines keep the runtime
+// polling, and without garbage collection, which would poll it too.
+func TestNewClientServedWhileTheLoopNeverParks(t *testing.T) {
+	if testEngine != EngineEpoll {
+		t.Skip("the epoll engine's loop")
+	}
+	addr := startChild(t)
+	// Each flooder keeps more requests queued than one read takes (64 KiB),
+	// so that every round reads a full buffer and goes again, and reads the
+	// replies as they come.
+	const flooders = 4
+	var batch []byte
+	for len(batch) < 256<<10 {
+		batch, _ = protocol.Len32.AppendMessage(batch, protocol.EchoRequest("x"))
+	}
+	var answered atomic.Int64 // bytes of replies
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		close(stop)
+		wg.Wait()
+	})
+	var conns []net.Conn
+	for range flooders {
+		nc, err := net.DialTimeout("tcp", addr, ioDeadline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		conns = append(conns, nc)
+	}
+	// Idle long enough for sysmon to fall asleep (it checks every 20 µs to
+	// 10 ms), then all at once.
+	time.Sleep(100 * time.Millisecond)
+	for _, nc := range conns {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				nc.SetWriteDeadline(time.Now().Add(ioDeadline))
+				if _, err := nc.Write(batch); err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			nc.SetReadDeadline(time.Now().Add(eventually + ioDeadline))
+			io.Copy(counter{&answered}, nc)
+		}()
+	}
+	for deadline := time.Now().Add(eventually); answered.Load() < int64(len(batch)); time.Sleep(pollInterval) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the load did not start: %d bytes of replies in %v", answered.Load(), eventually)
+		}
+	}
+	c := dial(t, addr, protocol.Len32)
+	before := answered.Load()
+	c.roundTrip("while the load runs")
+	if answered.Load() == before {
+		t.Fatal("no reply to the load came while the new client waited: the load was not running")
+	}
+}
+
+// counter counts the bytes written to it.
+type counter struct{ n *atomic.Int64 }
+
+func (c counter) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+// childServerEnv makes the test binary serve instead of testing; see
+// startChild.
+const childServerEnv = "ECHOADD_TEST_CHILD_SERVER"
+
+// serveAsChild serves Len32 on 127.0.0.1:0 with the epoll engine and no
+// timeouts, writes the address on stdout, and stops when stdin closes.
+func serveAsChild() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	s := &Server{Framing: protocol.Len32, Engine: EngineEpoll}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	fmt.Println(ln.Addr())
+	io.Copy(io.Discard, os.Stdin)
+	s.Close()
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, "Serve:", err)
+		return 1
+	}
+	return 0
+}
+
+// startChild starts serveAsChild in a child process (this test binary,
+// without garbage collection) and returns its address; it stops at cleanup.
+func startChild(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childServerEnv+"=1", "GOGC=off")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		timer := time.AfterFunc(eventually, func() { cmd.Process.Kill() })
+		defer timer.Stop()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("child server: %v", err)
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the child server did not say its address: %v", err)
+	}
+	return strings.TrimSpace(line)
 }
 
 // holdingServer's requests block in handle until release is called; started
