@@ -294,7 +294,7 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 		}
 	}
 	if live == 0 {
-		return res, fmt.Errorf("no connection to %s could be made: %s", target.Addr, strings.Join(errs.counts.Examples, "; "))
+		return res, fmt.Errorf("no connection to %s could be made (%s): check that a server listens there", target.Addr, strings.Join(errs.counts.Examples, "; "))
 	}
 
 	// phase runs every connection until stop, the deadline or limit
