@@ -644,11 +644,19 @@ func TestWriteTimeout(t *testing.T) {
 // network poller, where the listener waits. The server runs in a child
 // process, because here the test's own goroutines keep the runtime
 // polling, and without garbage collection, which would poll it too.
+// With one P as well: without the fix the stall showed with two Ps, and a
+// loop that yielded with runtime.Gosched instead passed with two and
+// stalled with one (the scheduler returns to it at once).
 func TestNewClientServedWhileTheLoopNeverParks(t *testing.T) {
 	if testEngine != EngineEpoll {
 		t.Skip("the epoll engine's loop")
 	}
-	addr := startChild(t)
+	t.Run("default GOMAXPROCS", func(t *testing.T) { newClientWhileTheLoopNeverParks(t) })
+	t.Run("GOMAXPROCS=1", func(t *testing.T) { newClientWhileTheLoopNeverParks(t, "GOMAXPROCS=1") })
+}
+
+func newClientWhileTheLoopNeverParks(t *testing.T, env ...string) {
+	addr := startChild(t, env...)
 	// Each flooder keeps more requests queued than one read takes (64 KiB),
 	// so that every round reads a full buffer and goes again, and reads the
 	// replies as they come.
@@ -745,11 +753,12 @@ func serveAsChild() int {
 }
 
 // startChild starts serveAsChild in a child process (this test binary,
-// without garbage collection) and returns its address; it stops at cleanup.
-func startChild(t *testing.T) string {
+// without garbage collection, with env added to its environment) and
+// returns its address; it stops at cleanup.
+func startChild(t *testing.T, env ...string) string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childServerEnv+"=1", "GOGC=off")
+	cmd.Env = append(append(os.Environ(), childServerEnv+"=1", "GOGC=off"), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
