@@ -354,8 +354,9 @@ type loop struct {
 	conns    []*Conn // by descriptor
 	live     int
 	seq      int32
-	buf      []byte // every read lands here first
-	out      []byte // the Handler appends replies here
+	buf      []byte   // every read lands here first
+	spareIn  [][]byte // empty arrays for partial requests (releaseIn)
+	out      []byte   // the Handler appends replies here
 	events   []unix.EpollEvent
 	now      time.Duration // since e.epoch, read after each epoll_wait
 	draining bool
@@ -393,6 +394,8 @@ const (
 	wakeRuntimeEvery = 16 // rounds without parking; see step
 	maxEvents        = 256
 	maxKeptOut       = 1 << 20 // a larger output buffer is dropped after use
+	maxSpareIn       = 4 << 10 // releaseIn keeps arrays up to this size,
+	maxSparesIn      = 64      // and this many per loop
 	drainReads       = 64      // reads per connection at Shutdown
 	readEvents       = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLPRI
 	writeEvents      = unix.EPOLLOUT
@@ -738,36 +741,58 @@ func (l *loop) onEvent(c *Conn, events uint32) {
 // as EPOLLRDHUP; a FIN or bytes that arrive after the epoll_wait come with
 // a callback of their own.
 func (l *loop) onReadable(c *Conn, events uint32) {
-	n, err := read(c.fd, l.buf)
+	in, inConn, full, err := l.fill(c)
 	switch {
 	case err == unix.EAGAIN:
 		return
 	case err == unix.EINTR:
 		l.again = true
 		return
+	case err == io.EOF:
+		l.onEOF(c)
+		return
 	case err != nil:
 		l.close(c, os.NewSyscallError("read", err))
 		return
-	case n == 0:
-		l.onEOF(c)
-		return
 	}
-	if n == len(l.buf) || events != unix.EPOLLIN || !c.tcp {
+	if full || events != unix.EPOLLIN || !c.tcp {
 		l.again = true
 	}
 	if c.state == stateLingering {
 		return // discarded
 	}
 	if c.held { // an error or hang-up event: keep the bytes for later
-		c.in = append(c.in, l.buf[:n]...)
+		if !inConn {
+			c.in = append(c.in[:0], in...)
+		}
 		return
 	}
-	if len(c.in) == 0 {
-		l.process(c, l.buf[:n], false)
-		return
+	l.process(c, in, inConn)
+}
+
+// fill reads c once and returns every byte buffered for it, which lies in
+// c.in when inConn, else in the read buffer; full says the read filled the
+// space it was given (the socket may hold more); a read of 0 bytes is
+// io.EOF. A partial request that fits in half of the read buffer is moved
+// to its front and the read lands behind it: in a stream of pipelined
+// requests most reads end inside one, and appending each read to c.in
+// instead would grow c.in, an allocation, every time.
+func (l *loop) fill(c *Conn) (in []byte, inConn, full bool, err error) {
+	k := 0
+	if len(c.in) <= len(l.buf)/2 {
+		k = copy(l.buf, c.in)
+	}
+	n, err := read(c.fd, l.buf[k:])
+	switch {
+	case err != nil:
+		return nil, false, false, err
+	case n == 0:
+		return nil, false, false, io.EOF
+	case k > 0 || len(c.in) == 0:
+		return l.buf[:k+n], false, n == len(l.buf)-k, nil
 	}
 	c.in = append(c.in, l.buf[:n]...)
-	l.process(c, c.in, true)
+	return c.in, true, n == len(l.buf), nil
 }
 
 // onEOF: the client half-closed. The replies already due are written, then
@@ -826,15 +851,32 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 	}
 	switch {
 	case len(in) == 0:
-		c.in = nil
-	case inConn && cap(c.in) <= 2*len(in)+defaultReadBufferSize:
+		l.releaseIn(c)
+	case cap(c.in) > 2*len(in)+defaultReadBufferSize:
+		c.in = append([]byte(nil), in...) // too large to keep for the rest
+	case inConn:
 		c.in = c.in[:copy(c.in, in)]
-	default:
-		c.in = append([]byte(nil), in...)
+	default: // in lies in the read buffer
+		if c.in == nil && len(l.spareIn) > 0 {
+			c.in = l.spareIn[len(l.spareIn)-1]
+			l.spareIn = l.spareIn[:len(l.spareIn)-1]
+		}
+		c.in = append(c.in[:0], in...)
 	}
 	if c.state == stateOpen {
 		l.retime(c, progressed)
 	}
+}
+
+// releaseIn empties c.in. A small array is kept for the next partial
+// request on this loop: a pipelining client leaves one at the end of most
+// reads and none at the end of its batch, and an idle connection must not
+// keep one (buffers only while a request is in flight).
+func (l *loop) releaseIn(c *Conn) {
+	if k := cap(c.in); k > 0 && k <= maxSpareIn && len(l.spareIn) < maxSparesIn {
+		l.spareIn = append(l.spareIn, c.in[:0])
+	}
+	c.in = nil
 }
 
 // retime puts c in the timer list of what it waits for.
@@ -994,19 +1036,14 @@ func (l *loop) drain(c *Conn) {
 		return // closed once written (flush) or resumed (resume)
 	}
 	for range drainReads {
-		n, err := read(c.fd, l.buf)
+		in, inConn, _, err := l.fill(c)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil || n <= 0 {
+		if err != nil {
 			break
 		}
-		if len(c.in) == 0 {
-			l.process(c, l.buf[:n], false)
-		} else {
-			c.in = append(c.in, l.buf[:n]...)
-			l.process(c, c.in, true)
-		}
+		l.process(c, in, inConn)
 		if c.state != stateOpen || len(c.out) > 0 || c.held {
 			break
 		}
