@@ -43,6 +43,26 @@ func FuzzFastPathMatchesHandle(f *testing.F) {
 	})
 }
 
+// serveLen32 serves a len32 Server on engine and returns a client's
+// connection to it; both are closed at cleanup.
+func serveLen32(tb testing.TB, engine string) net.Conn {
+	tb.Helper()
+	s := &Server{Framing: protocol.Len32, Engine: engine}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	tb.Cleanup(func() { s.Close(); <-served })
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { nc.Close() })
+	return nc
+}
+
 // BenchmarkRoundTrip is one client's echo round trips of 16 bytes over
 // loopback on each engine; with -benchmem it shows the allocations per
 // request of client and server together (the client allocates nothing).
@@ -52,19 +72,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			continue
 		}
 		b.Run(engine, func(b *testing.B) {
-			s := &Server{Framing: protocol.Len32, Engine: engine}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			served := make(chan error, 1)
-			go func() { served <- s.Serve(ln) }()
-			defer func() { s.Close(); <-served }()
-			nc, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer nc.Close()
+			nc := serveLen32(b, engine)
 			req, _ := protocol.Len32.AppendMessage(nil, protocol.EchoRequest("0123456789abcdef"))
 			want, _ := protocol.Len32.AppendMessage(nil, protocol.EchoReply("0123456789abcdef"))
 			got := make([]byte, len(want))
@@ -93,19 +101,7 @@ const pipelinedBatch = 4096
 // reply; it allocates nothing itself.
 func startPipelined(tb testing.TB, engine string) (batch func()) {
 	tb.Helper()
-	s := &Server{Framing: protocol.Len32, Engine: engine}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	tb.Cleanup(func() { s.Close(); <-served })
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { nc.Close() })
+	nc := serveLen32(tb, engine)
 	req, _ := protocol.Len32.AppendMessage(nil, protocol.EchoRequest("0123456789abcdef"))
 	want, _ := protocol.Len32.AppendMessage(nil, protocol.EchoReply("0123456789abcdef"))
 	reqs := bytes.Repeat(req, pipelinedBatch)
