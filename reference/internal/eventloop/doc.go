@@ -29,6 +29,14 @@
 // EPOLLIN (which is the backpressure) only while a write was partial, the
 // one time epoll_ctl(MOD) is called.
 //
+// Epoll's ready list is first come, first served: under load a descriptor
+// that becomes ready waits for every one ready before it. A new
+// connection must not wait two such turns (10,000 busy connections made
+// each tens of milliseconds), so a loop looks at its wake-up flag after
+// every round, not only when the eventfd's readiness comes round, and reads
+// a new connection once when it installs it: a client usually sends its
+// first request as soon as it is connected.
+//
 // # Blocking
 //
 // A loop never blocks in a system call. Its epoll descriptor is itself

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -759,5 +760,128 @@ func TestRequestAndHalfCloseTogether(t *testing.T) {
 		c.expectSum(int32(i + 1))
 		c.expectEOF()
 		c.nc.Close()
+	}
+}
+
+// orderHandler records the order in which one loop opens connections and
+// is given their input, each connection known by the first byte it sends:
+// "open", then that byte upper-cased for a connection's first input and as
+// sent for the later ones. Its OnData stalls the loop on the first input of
+// the connection that sends 'g', until gate is closed: meanwhile the test
+// queues input elsewhere.
+type orderHandler struct {
+	opened        atomic.Int32
+	stalled, gate chan struct{}
+	newIn         chan struct{} // closed when the connection that sent 'n' is given input
+	mu            sync.Mutex
+	events        []string
+}
+
+func (h *orderHandler) OnOpen(c *eventloop.Conn) {
+	h.opened.Add(1)
+	h.record("open")
+}
+
+func (h *orderHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, bool) {
+	if c.Context != nil {
+		h.record(string([]byte{c.Context.(byte)}))
+		return len(in), out, false
+	}
+	c.Context = in[0]
+	switch in[0] {
+	case 'g':
+		close(h.stalled)
+		<-h.gate
+	case 'n':
+		defer close(h.newIn)
+	}
+	h.record(strings.ToUpper(string(in[:1])))
+	return len(in), out, false
+}
+
+func (h *orderHandler) record(ev string) {
+	h.mu.Lock()
+	h.events = append(h.events, ev)
+	h.mu.Unlock()
+}
+
+func (h *orderHandler) OnReadTimeout(c *eventloop.Conn, out []byte) []byte { return out }
+func (h *orderHandler) OnClose(c *eventloop.Conn, err error)               {}
+
+// A new client's first request is read as soon as its connection is
+// accepted, not after the input of every connection that was ready before
+// it: first the loop's eventfd readiness, then the new descriptor's, used
+// to wait their turns behind all of them, which under 10,000 busy
+// connections was tens of milliseconds each.
+func TestNewConnectionServedBeforeTheConnectionsReadyEarlier(t *testing.T) {
+	// More busy connections than a round's 256 events, with input for
+	// three reads each.
+	const busy, perBusy = 300, 3 << 10
+	h := &orderHandler{stalled: make(chan struct{}), gate: make(chan struct{}), newIn: make(chan struct{})}
+	var release sync.Once
+	open := func() { release.Do(func() { close(h.gate) }) }
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := eventloop.New(eventloop.Config{Handler: h, Loops: 1, ReadBufferSize: 1 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- e.Serve(ln) }()
+	defer func() { open(); e.Close(); <-served }()
+
+	addr := ln.Addr().String()
+	gate := dial(t, addr, protocol.Raw)
+	var busyConns []*client
+	for range busy {
+		busyConns = append(busyConns, dial(t, addr, protocol.Raw))
+	}
+	waitFor(t, "every connection opened", func() bool { return h.opened.Load() == busy+1 })
+	gate.write([]byte("g"))
+	<-h.stalled
+	for _, c := range busyConns {
+		c.write(bytes.Repeat([]byte("b"), perBusy))
+	}
+	newConn := dial(t, addr, protocol.Raw)
+	newConn.write([]byte("n"))
+	waitFor(t, "the new connection accepted", func() bool { return e.Conns() == busy+2 })
+	open()
+	select {
+	case <-h.newIn:
+	case <-time.After(ioDeadline):
+		t.Fatal("the new connection's input was never handled")
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	newAt := slices.Index(h.events, "N")
+	before := h.events[:newAt]
+	if opened := slices.Index(before[busy+1:], "open") + busy + 1; opened != newAt-1 {
+		t.Errorf("the new connection's input was handled after %d inputs of others since it was opened; want at once", newAt-1-opened)
+	}
+	if n := countOf(before, "B"); n == busy {
+		t.Errorf("the new connection's input was handled after the first input of all %d connections whose input was queued before; want before some", n)
+	}
+}
+
+func countOf(s []string, v string) int {
+	n := 0
+	for _, x := range s {
+		if x == v {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond until it holds, failing the test after ioDeadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(ioDeadline); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
