@@ -585,7 +585,7 @@ func TestReportJSONShape(t *testing.T) {
 	}
 	want := map[string][]string{
 		"top":     {"comparator", "machine", "rows", "server"},
-		"machine": {"cpu_model", "cpus", "go", "shared"},
+		"machine": {"bench", "cpu_model", "cpus", "go", "shared"},
 		"row":     {"comparator", "name", "ratio", "target"},
 		"result":  {"conns", "driver", "elapsed_s", "errors", "framing", "latency_us", "mix", "payload_bytes", "pipeline", "requests", "server_cpu", "target", "throughput_rps"},
 		"errors":  {"connection_errors", "invalid_replies"},

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"echoadd/internal/version"
 	"echoadd/protocol"
 )
 
@@ -97,12 +98,14 @@ type Machine struct {
 	CPUModel string `json:"cpu_model"`
 	Go       string `json:"go"`
 	Shared   string `json:"shared"`
+	// Bench is the version of the load generator (see internal/version).
+	Bench string `json:"bench"`
 }
 
 // ThisMachine describes the machine this process runs on.
 func ThisMachine() Machine {
 	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(),
-		Shared: "the load generator runs on the same cores as the server"}
+		Shared: "the load generator runs on the same cores as the server", Bench: version.String()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.SplitSeq(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {

@@ -22,7 +22,7 @@ func (r Report) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
 	fmt.Fprintf(ew, "machine: %d CPUs, %s, %s; %s\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Go, r.Machine.Shared)
 	if len(r.Rows) > 0 {
-		fmt.Fprintf(ew, "load generator: %s driver\n", r.Rows[0].Target.Driver)
+		fmt.Fprintf(ew, "load generator: echoadd-bench %s, %s driver\n", r.Machine.Bench, r.Rows[0].Target.Driver)
 	}
 	if len(r.Rows) == 1 && r.Rows[0].Comparator == nil {
 		fmt.Fprintf(ew, "server: %s\n", r.Server)

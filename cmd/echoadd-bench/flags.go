@@ -41,6 +41,7 @@ type options struct {
 	idleHold     time.Duration
 	startTimeout time.Duration
 	serverOutput bool
+	version      bool
 
 	changed func(name string) bool
 }
@@ -82,6 +83,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.DurationVar(&o.idleHold, "idle-hold", 2*time.Second, "with --idle-conns: how long to hold them before reading the server's memory")
 	fs.DurationVar(&o.startTimeout, "start-timeout", bench.DefaultStartTimeout, "bound of the wait for a started server to listen")
 	fs.BoolVar(&o.serverOutput, "server-output", false, "copy started servers' output to stderr")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	return fs
 }
 
@@ -102,6 +104,9 @@ func parse(args []string, w io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	o.changed = fs.Changed
+	if o.version {
+		return o, nil
+	}
 	if err := o.validate(); err != nil {
 		return nil, err
 	}

@@ -98,6 +98,15 @@ func TestFlagsAccepted(t *testing.T) {
 	}
 }
 
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	// --conns 0 alone is refused: with --version nothing else is checked.
+	code := run([]string{"--version", "--conns", "0"}, &stdout, &stderr)
+	if code != exitOK || stderr.Len() != 0 || !strings.HasPrefix(stdout.String(), "echoadd-bench ") || !strings.HasSuffix(stdout.String(), "\n") {
+		t.Errorf("--version: exit %d, stdout %q, stderr %q; want 0, \"echoadd-bench VERSION GO\\n\", nothing", code, stdout.String(), stderr.String())
+	}
+}
+
 func TestHelpGolden(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"--help"}, &stdout, &stderr); code != exitOK {

@@ -9,9 +9,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 
 	"echoadd/bench"
+	"echoadd/internal/version"
 	"echoadd/protocol"
 )
 
@@ -33,6 +35,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "echoadd-bench: %v\nRun 'echoadd-bench --help' for usage.\n", err)
 		return exitUsage
+	}
+	if o.version {
+		fmt.Fprintf(stdout, "echoadd-bench %s %s\n", version.String(), runtime.Version())
+		return exitOK
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

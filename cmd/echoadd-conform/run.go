@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -20,12 +19,10 @@ import (
 	"github.com/onsi/gomega"
 	"github.com/spf13/pflag"
 
+	"echoadd/internal/version"
 	"echoadd/suite"
 	"echoadd/suite/report"
 )
-
-// version is set at link time (-ldflags "-X main.version=...").
-var version = "dev"
 
 const suiteDescription = "Echo/Add conformance"
 
@@ -46,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if o.version {
-		fmt.Fprintf(stdout, "echoadd-conform %s (ginkgo %s, %s)\n", runnerVersion(), types.VERSION, runtime.Version())
+		fmt.Fprintf(stdout, "echoadd-conform %s (ginkgo %s, %s)\n", version.String(), types.VERSION, runtime.Version())
 		return 0
 	}
 
@@ -84,7 +81,7 @@ func (r *runner) run() int {
 	}
 
 	rep := report.New(report.Meta{
-		Version: runnerVersion(),
+		Version: version.String(),
 		Target:  r.targetDescription(),
 		Framing: r.opts.framing.String(),
 		Strict:  r.opts.strict,
@@ -274,16 +271,6 @@ func useColor(o *options, stdout io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-func runnerVersion() string {
-	if version != "dev" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return version
 }
 
 // failRecorder is the GinkgoTestingT of a run outside `go test`: the verdict

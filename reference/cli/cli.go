@@ -13,12 +13,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"echoadd/internal/version"
 	"echoadd/protocol"
 	"echoadd/reference"
 
@@ -160,21 +160,9 @@ func newLogger(w io.Writer, o *options) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// version is the module version the binary was built from, or "(devel)",
-// with the VCS revision when the build recorded one.
-func version() string {
-	v := "(devel)"
-	if info, ok := debug.ReadBuildInfo(); ok {
-		if info.Main.Version != "" {
-			v = info.Main.Version
-		}
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" {
-				v += " " + s.Value
-			}
-		}
-	}
-	return fmt.Sprintf("%s %s %s", name, v, runtime.Version())
+// versionLine is what --version prints.
+func versionLine() string {
+	return fmt.Sprintf("%s %s %s", name, version.String(), runtime.Version())
 }
 
 // run is Main with the stop signal as ctx.
@@ -196,7 +184,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if o.version {
-		fmt.Fprintln(stdout, version())
+		fmt.Fprintln(stdout, versionLine())
 		return exitOK
 	}
 	if fs.NArg() > 0 {
