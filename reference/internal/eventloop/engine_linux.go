@@ -396,8 +396,8 @@ const (
 	wakeRuntimeEvery = 16 // rounds without parking; see step
 	maxEvents        = 256
 	maxKeptOut       = 1 << 20 // a larger output buffer is dropped after use
-	maxSpareIn       = 4 << 10 // releaseIn keeps arrays up to this size,
-	maxSparesIn      = 64      // and this many per loop
+	smallIn          = 4 << 10 // a partial request fill moves, and an array releaseIn keeps, up to this size
+	maxSparesIn      = 64      // arrays releaseIn keeps per loop
 	drainReads       = 64      // reads per connection at Shutdown
 	readEvents       = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLPRI
 	writeEvents      = unix.EPOLLOUT
@@ -780,13 +780,15 @@ func (l *loop) onReadable(c *Conn, events uint32) {
 // fill reads c once and returns every byte buffered for it, which lies in
 // c.in when inConn, else in the read buffer; full says the read filled the
 // space it was given (the socket may hold more); a read of 0 bytes is
-// io.EOF. A partial request that fits in half of the read buffer is moved
-// to its front and the read lands behind it: in a stream of pipelined
-// requests most reads end inside one, and appending each read to c.in
-// instead would grow c.in, an allocation, every time.
+// io.EOF. A small partial request is moved to the front of the read buffer
+// and the read lands behind it: in a stream of pipelined requests most
+// reads end inside one, and appending each read to c.in instead would grow
+// c.in, an allocation, every time. A large one stays in c.in, which grows
+// by appending: moving it to and fro at every read would cost copies in
+// proportion to its size for a request that arrives in small pieces.
 func (l *loop) fill(c *Conn) (in []byte, inConn, full bool, err error) {
 	k := 0
-	if len(c.in) <= len(l.buf)/2 {
+	if len(c.in) <= min(smallIn, len(l.buf)/2) {
 		k = copy(l.buf, c.in)
 	}
 	n, err := read(c.fd, l.buf[k:])
@@ -880,7 +882,7 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 // reads and none at the end of its batch, and an idle connection must not
 // keep one (buffers only while a request is in flight).
 func (l *loop) releaseIn(c *Conn) {
-	if k := cap(c.in); k > 0 && k <= maxSpareIn && len(l.spareIn) < maxSparesIn {
+	if k := cap(c.in); k > 0 && k <= smallIn && len(l.spareIn) < maxSparesIn {
 		l.spareIn = append(l.spareIn, c.in[:0])
 	}
 	c.in = nil
