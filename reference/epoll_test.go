@@ -63,14 +63,19 @@ func serveLen32(tb testing.TB, engine string) net.Conn {
 	return nc
 }
 
+// engines are the engines this system has.
+func engines() []string {
+	if DefaultEngine == EngineEpoll {
+		return []string{EngineGoroutine, EngineEpoll}
+	}
+	return []string{EngineGoroutine}
+}
+
 // BenchmarkRoundTrip is one client's echo round trips of 16 bytes over
 // loopback on each engine; with -benchmem it shows the allocations per
 // request of client and server together (the client allocates nothing).
 func BenchmarkRoundTrip(b *testing.B) {
-	for _, engine := range []string{EngineGoroutine, EngineEpoll} {
-		if engine == EngineEpoll && DefaultEngine != EngineEpoll {
-			continue
-		}
+	for _, engine := range engines() {
 		b.Run(engine, func(b *testing.B) {
 			nc := serveLen32(b, engine)
 			req, _ := protocol.Len32.AppendMessage(nil, protocol.EchoRequest("0123456789abcdef"))
@@ -151,10 +156,7 @@ func TestPipelinedRequestsDoNotAllocate(t *testing.T) {
 // each written at once and then its replies read; an op is one request.
 // Allocations per op are the server's (the client allocates nothing).
 func BenchmarkPipelined(b *testing.B) {
-	for _, engine := range []string{EngineGoroutine, EngineEpoll} {
-		if engine == EngineEpoll && DefaultEngine != EngineEpoll {
-			continue
-		}
+	for _, engine := range engines() {
 		b.Run(engine, func(b *testing.B) {
 			batch := startPipelined(b, engine)
 			req, _ := protocol.Len32.AppendMessage(nil, protocol.EchoRequest("0123456789abcdef"))

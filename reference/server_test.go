@@ -34,15 +34,12 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childServerEnv) != "" {
 		os.Exit(serveAsChild())
 	}
-	engines := []string{EngineGoroutine}
-	if DefaultEngine == EngineEpoll {
-		engines = append(engines, EngineEpoll)
-	}
+	run := engines()
 	if e := os.Getenv("ECHOADD_TEST_ENGINE"); e != "" {
-		engines = []string{e}
+		run = []string{e}
 	}
 	code := 0
-	for _, e := range engines {
+	for _, e := range run {
 		testEngine = e
 		fmt.Printf("--- reference tests on the %s engine\n", e)
 		if c := m.Run(); c != 0 {
