@@ -104,19 +104,28 @@ func startOn(t *testing.T, ln net.Listener, f protocol.Framing, cfg eventloop.Co
 	t.Helper()
 	h := &protoHandler{f: f, max: 1 << 20}
 	cfg.Handler = h
+	e, served := serve(t, ln, cfg)
+	return &server{e: e, h: h, addr: ln.Addr().String(), served: served}
+}
+
+// serve runs an engine with cfg on ln and returns it with what Serve will
+// return; at cleanup it closes the engine and checks that Serve returned
+// ErrClosed (a test that takes the result first puts it back).
+func serve(t *testing.T, ln net.Listener, cfg eventloop.Config) (*eventloop.Engine, chan error) {
+	t.Helper()
 	e, err := eventloop.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{e: e, h: h, addr: ln.Addr().String(), served: make(chan error, 1)}
-	go func() { s.served <- e.Serve(ln) }()
+	served := make(chan error, 1)
+	go func() { served <- e.Serve(ln) }()
 	t.Cleanup(func() {
 		e.Close()
-		if err := <-s.served; !errors.Is(err, eventloop.ErrClosed) {
+		if err := <-served; !errors.Is(err, eventloop.ErrClosed) {
 			t.Errorf("Serve returned %v, want ErrClosed", err)
 		}
 	})
-	return s
+	return e, served
 }
 
 type client struct {
@@ -818,19 +827,14 @@ func TestNewConnectionServedBeforeTheConnectionsReadyEarlier(t *testing.T) {
 	// three reads each.
 	const busy, perBusy = 300, 3 << 10
 	h := &orderHandler{stalled: make(chan struct{}), gate: make(chan struct{}), newIn: make(chan struct{})}
-	var release sync.Once
-	open := func() { release.Do(func() { close(h.gate) }) }
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := eventloop.New(eventloop.Config{Handler: h, Loops: 1, ReadBufferSize: 1 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- e.Serve(ln) }()
-	defer func() { open(); e.Close(); <-served }()
+	e, _ := serve(t, ln, eventloop.Config{Handler: h, Loops: 1, ReadBufferSize: 1 << 10})
+	var release sync.Once
+	open := func() { release.Do(func() { close(h.gate) }) }
+	t.Cleanup(open) // before the engine's cleanup: Close waits for the stalled loop
 
 	addr := ln.Addr().String()
 	gate := dial(t, addr, protocol.Raw)
