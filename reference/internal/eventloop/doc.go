@@ -52,6 +52,18 @@
 // cost in CPU and latency; parked in the poller, an idle engine leaves every
 // P idle (EA-CONC-4).
 //
+// A loop with a single connection waits on that connection instead: a
+// duplicate of its descriptor, registered with Go's poller, for as long as
+// it stays alone (loop.waitAlone). With one client every request wakes
+// the loop, and a wake-up that comes straight from the socket is shorter
+// than one through an epoll descriptor nested in Go's; no epoll_wait
+// follows it either, as the loop reads the connection until a read finds
+// nothing (it is disabled in the epoll set meanwhile). 1.13x rather than
+// 1.00x the comparator's throughput at one connection, 0.73x rather than
+// 0.84x its CPU per request. The eventfd cannot reach that wait, so
+// whoever wakes the loop also sets the file's deadline in the past; the
+// loop's timers are moved to that file meanwhile.
+//
 // # Handlers that block
 //
 // A Handler must not block the loop. One that must wait (the reference's
@@ -64,9 +76,9 @@
 // Every connection is in at most one list per loop: partial request (read
 // timeout), idle (idle timeout), write stalled (write timeout) or lingering
 // close. All members of a list share its timeout, so appending at the tail
-// keeps each list sorted by deadline and every update is O(1). The loop
-// blocks in epoll_wait until the earliest head's deadline, or for ever when
-// the lists are empty: an idle server uses no CPU.
+// keeps each list sorted by deadline and every update is O(1). The
+// earliest head's deadline is the read deadline of the file the loop parks
+// on; with the lists empty there is none: an idle server uses no CPU.
 //
 // # Stopping
 //

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -888,4 +889,69 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
+}
+
+// A loop with one connection waits on that connection's own descriptor
+// (waitAlone), where neither its eventfd nor the epoll descriptor's
+// deadline reaches it: what they signal must end that wait too.
+func TestALoopWaitingOnItsOnlyConnection(t *testing.T) {
+	// alone connects and makes a request, then gives the loop time to park
+	// (a loop that has not parked yet only makes the check pass vacuously).
+	alone := func(t *testing.T, s *server, f protocol.Framing) *client {
+		c := dial(t, s.addr, f)
+		c.write(c.frame(protocol.EchoRequest("alone")))
+		c.expectEcho("alone")
+		time.Sleep(20 * time.Millisecond)
+		return c
+	}
+	t.Run("serves a new connection", func(t *testing.T) {
+		s := start(t, protocol.Raw, eventloop.Config{Loops: 1})
+		a := alone(t, s, protocol.Raw)
+		b := dial(t, s.addr, protocol.Raw)
+		b.write(b.frame(protocol.EchoRequest("new")))
+		b.expectEcho("new")
+		a.write(a.frame(protocol.EchoRequest("again")))
+		a.expectEcho("again")
+	})
+	t.Run("closes it at IdleTimeout", func(t *testing.T) {
+		s := start(t, protocol.Raw, eventloop.Config{Loops: 1, IdleTimeout: shortTimeout})
+		alone(t, s, protocol.Raw).expectEOF()
+	})
+	t.Run("closes a partial request at ReadTimeout", func(t *testing.T) {
+		s := start(t, protocol.Len32, eventloop.Config{Loops: 1, ReadTimeout: shortTimeout})
+		c := alone(t, s, protocol.Len32)
+		c.write([]byte{0, 0, 0, 9, 0x0a})
+		c.expectError(protocol.Code_CODE_TIMEOUT)
+		c.expectEOF()
+	})
+	t.Run("stops at Shutdown", func(t *testing.T) {
+		s := start(t, protocol.Raw, eventloop.Config{Loops: 1})
+		c := alone(t, s, protocol.Raw)
+		ctx, cancel := context.WithTimeout(context.Background(), ioDeadline)
+		defer cancel()
+		if err := s.e.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		c.expectEOF()
+	})
+	t.Run("leaves no descriptor open", func(t *testing.T) {
+		s := start(t, protocol.Raw, eventloop.Config{Loops: 1})
+		before := openFDs(t)
+		for range 10 {
+			c := alone(t, s, protocol.Raw)
+			c.nc.Close()
+			waitFor(t, "the connection closed", func() bool { return s.e.Conns() == 0 })
+		}
+		waitFor(t, fmt.Sprintf("%d descriptors open, as before", before), func() bool { return openFDs(t) == before })
+	})
+}
+
+// openFDs counts this process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(fds)
 }

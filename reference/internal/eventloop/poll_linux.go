@@ -29,7 +29,8 @@ type poller struct {
 	epfd     int
 	file     *os.File        // owns epfd; nil if it could not be made
 	rc       syscall.RawConn // file's, registered with Go's poller; nil: block in epoll_wait instead
-	deadline bool            // a read deadline is set on file
+	waitOn   *os.File        // the file the loop waits on: file, or loop.waitAlone's
+	deadline bool            // a read deadline is set on waitOn
 }
 
 func newPoller() (*poller, error) {
@@ -46,7 +47,7 @@ func newPoller() (*poller, error) {
 	// A file the runtime could not register has no deadlines: block in
 	// epoll_wait then.
 	if err == nil && p.file.SetReadDeadline(time.Time{}) == nil {
-		p.rc = rc
+		p.rc, p.waitOn = rc, p.file
 	}
 	return p, nil
 }
@@ -76,12 +77,39 @@ func (p *poller) wait(events []unix.EpollEvent, timeout time.Duration) (int, err
 	return n, err
 }
 
-// setDeadline bounds the current or next RawConn.Read on the epoll
-// descriptor: it returns os.ErrDeadlineExceeded at t (zero: no limit).
-// It may be called from inside the Read's function.
+// setDeadline bounds the current or next RawConn.Read on waitOn: it
+// returns os.ErrDeadlineExceeded at t (zero: no limit). It may be called
+// from inside the Read's function.
 func (p *poller) setDeadline(t time.Time) {
-	p.file.SetReadDeadline(t)
+	p.waitOn.SetReadDeadline(t)
 	p.deadline = !t.IsZero()
+}
+
+// waitFor makes f the file the loop waits on, with the deadline due (on the
+// clock that starts at epoch; -1: none).
+func (p *poller) waitFor(f *os.File, epoch time.Time, due time.Duration) {
+	p.waitOn, p.deadline = f, false
+	switch {
+	case due >= 0:
+		p.setDeadline(epoch.Add(due))
+	case f == p.file: // it may keep a deadline set before
+		p.setDeadline(time.Time{})
+	}
+}
+
+// dupFile returns a duplicate of the socket fd registered with Go's poller,
+// for waiting on fd alone (see loop.waitAlone), or nil.
+func dupFile(fd int) *os.File {
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	f := os.NewFile(uintptr(nfd), "connection")
+	if f.SetReadDeadline(time.Time{}) != nil { // not registered
+		f.Close()
+		return nil
+	}
+	return f
 }
 
 // epollWaitNow is epoll_wait without waiting. With wakeRuntime it goes
