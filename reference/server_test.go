@@ -643,21 +643,23 @@ func TestWriteTimeout(t *testing.T) {
 // polling, and without garbage collection, which would poll it too.
 // With one P as well: without the fix the stall showed with two Ps, and a
 // loop that yielded with runtime.Gosched instead passed with two and
-// stalled with one (the scheduler returns to it at once).
+// stalled with one (the scheduler returns to it at once). And with a
+// single flooding connection, which the loop serves alone (waitAlone).
 func TestNewClientServedWhileTheLoopNeverParks(t *testing.T) {
 	if testEngine != EngineEpoll {
 		t.Skip("the epoll engine's loop")
 	}
-	t.Run("default GOMAXPROCS", func(t *testing.T) { newClientWhileTheLoopNeverParks(t) })
-	t.Run("GOMAXPROCS=1", func(t *testing.T) { newClientWhileTheLoopNeverParks(t, "GOMAXPROCS=1") })
+	t.Run("default GOMAXPROCS", func(t *testing.T) { newClientWhileTheLoopNeverParks(t, 4) })
+	t.Run("GOMAXPROCS=1", func(t *testing.T) { newClientWhileTheLoopNeverParks(t, 4, "GOMAXPROCS=1") })
+	t.Run("one connection", func(t *testing.T) { newClientWhileTheLoopNeverParks(t, 1) })
+	t.Run("one connection, GOMAXPROCS=1", func(t *testing.T) { newClientWhileTheLoopNeverParks(t, 1, "GOMAXPROCS=1") })
 }
 
-func newClientWhileTheLoopNeverParks(t *testing.T, env ...string) {
+func newClientWhileTheLoopNeverParks(t *testing.T, flooders int, env ...string) {
 	addr := startChild(t, env...)
 	// Each flooder keeps more requests queued than one read takes (64 KiB),
 	// so that every round reads a full buffer and goes again, and reads the
 	// replies as they come.
-	const flooders = 4
 	var batch []byte
 	for len(batch) < 256<<10 {
 		batch, _ = protocol.Len32.AppendMessage(batch, protocol.EchoRequest("x"))

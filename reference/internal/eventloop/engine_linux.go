@@ -589,10 +589,14 @@ func (l *loop) waitAlone(c *Conn) error {
 	l.waitFor(f, l.e.epoch, l.due)
 	l.parked.Store(f)
 	err = rc.Read(func(uintptr) bool {
-		for {
+		for reads := 1; ; reads++ {
+			if reads%wakeRuntimeEvery == 0 {
+				wakeRuntime() // a client that never pauses: see step
+			}
 			l.now = time.Since(l.e.epoch)
 			l.again = false
 			l.onReadable(c, unix.EPOLLIN|unix.EPOLLRDHUP) // read again unless it finds nothing
+			l.expire()
 			l.setTimer(false)
 			if l.alone() != c || l.woken.Load() {
 				return true

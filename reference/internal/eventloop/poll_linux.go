@@ -131,6 +131,13 @@ func epollWaitNow(epfd int, events []unix.EpollEvent, wakeRuntime bool) (int, er
 	}
 }
 
+// wakeRuntime makes the cheapest system call, getpid, through the
+// runtime's system-call entry, which wakes sysmon from its deep sleep (see
+// loop.step).
+func wakeRuntime() {
+	syscall.Syscall(syscall.SYS_GETPID, 0, 0, 0)
+}
+
 // read and write on a non-blocking socket: -1 and the errno on failure.
 func read(fd int, p []byte) (int, error) {
 	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
