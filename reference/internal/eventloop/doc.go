@@ -58,11 +58,12 @@
 // the loop, and a wake-up that comes straight from the socket is shorter
 // than one through an epoll descriptor nested in Go's; no epoll_wait
 // follows it either, as the loop reads the connection until a read finds
-// nothing (it is disabled in the epoll set meanwhile). 1.13x rather than
-// 1.00x the comparator's throughput at one connection, 0.73x rather than
-// 0.84x its CPU per request. The eventfd cannot reach that wait, so
-// whoever wakes the loop also sets the file's deadline in the past; the
-// loop's timers are moved to that file meanwhile.
+// nothing (it is disabled in the epoll set meanwhile): 1.02-1.13x rather
+// than 0.99-1.00x the comparator's throughput at one connection,
+// 0.73-0.81x rather than 0.83-0.84x its CPU per request. The eventfd
+// cannot reach that wait, so whoever wakes the loop also sets the file's
+// deadline in the past; the loop's timers are moved to that file
+// meanwhile.
 //
 // # Handlers that block
 //

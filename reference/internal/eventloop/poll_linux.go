@@ -64,7 +64,7 @@ func (p *poller) close() {
 // or until timeout passes (timeout < 0: no limit; 0: do not wait).
 func (p *poller) wait(events []unix.EpollEvent, timeout time.Duration) (int, error) {
 	if timeout == 0 {
-		return epollWaitNow(p.epfd, events, false)
+		return epollWaitNow(p.epfd, events)
 	}
 	msec := -1
 	if timeout > 0 {
@@ -112,15 +112,9 @@ func dupFile(fd int) *os.File {
 	return f
 }
 
-// epollWaitNow is epoll_wait without waiting. With wakeRuntime it goes
-// through the runtime's system-call entry (entersyscall), which wakes sysmon
-// from its deep sleep (see loop.step); without, it is a raw system call.
-func epollWaitNow(epfd int, events []unix.EpollEvent, wakeRuntime bool) (int, error) {
-	call := unix.RawSyscall6
-	if wakeRuntime {
-		call = unix.Syscall6
-	}
-	r, _, e := call(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+// epollWaitNow is epoll_wait without waiting, a raw system call.
+func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
 	switch e {
 	case 0:
 		return int(r), nil
@@ -132,8 +126,8 @@ func epollWaitNow(epfd int, events []unix.EpollEvent, wakeRuntime bool) (int, er
 }
 
 // wakeRuntime makes the cheapest system call, getpid, through the
-// runtime's system-call entry, which wakes sysmon from its deep sleep (see
-// loop.step).
+// runtime's system-call entry (entersyscall), which wakes sysmon from its
+// deep sleep (see loop.step).
 func wakeRuntime() {
 	syscall.Syscall(syscall.SYS_GETPID, 0, 0, 0)
 }
