@@ -558,9 +558,8 @@ func (l *loop) alone() *Conn {
 // comes straight from the socket, and no epoll_wait is needed after it, as
 // c is all there is to read (at one connection, in interleaved pairs:
 // 1.02-1.13x against 0.99-1.00x the comparator's throughput, 0.73-0.81x
-// against 0.83-0.84x its CPU per request).
-// The file exists while c is alone: duplicating a descriptor costs three
-// system calls, closing it two.
+// against 0.83-0.84x its CPU per request). The file exists while c is
+// alone: duplicating a descriptor costs three system calls, closing it two.
 //
 // c is disabled in the epoll set meanwhile (epoll_ctl with no events) and
 // read after every wake-up until a read finds nothing: the wake-up is
@@ -572,14 +571,8 @@ func (l *loop) alone() *Conn {
 // ends the wait through the file's deadline (see signal); timers are set
 // on the file meanwhile.
 func (l *loop) waitAlone(c *Conn) error {
-	f := dupFile(c.fd)
+	f, rc := dupFile(c.fd)
 	if f == nil {
-		l.noAlone = true
-		return nil
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
 		l.noAlone = true
 		return nil
 	}
@@ -587,9 +580,9 @@ func (l *loop) waitAlone(c *Conn) error {
 		f.Close()
 		return nil
 	}
-	l.waitFor(f, l.e.epoch, l.due)
+	l.waitFor(f)
 	l.parked.Store(f)
-	err = rc.Read(func(uintptr) bool {
+	err := rc.Read(func(uintptr) bool {
 		for reads := 1; ; reads++ {
 			if reads%wakeRuntimeEvery == 0 {
 				wakeRuntime() // a client that never pauses: see step
@@ -608,7 +601,7 @@ func (l *loop) waitAlone(c *Conn) error {
 		}
 	})
 	l.parked.Store(nil)
-	l.waitFor(l.file, l.e.epoch, l.due)
+	l.waitFor(l.file)
 	if c.state != stateClosed && !c.held && len(c.out) == 0 {
 		l.interest(c, readEvents) // reports input already there, as a read would
 	}
@@ -617,6 +610,18 @@ func (l *loop) waitAlone(c *Conn) error {
 	// here.
 	f.Close()
 	return err
+}
+
+// waitFor makes f the file the loop waits on (the epoll descriptor's, or
+// waitAlone's) and carries the loop's timer deadline over to it.
+func (l *loop) waitFor(f *os.File) {
+	l.waitOn, l.deadline = f, false
+	switch {
+	case l.due >= 0:
+		l.setDeadline(l.e.epoch.Add(l.due))
+	case f == l.file: // it may keep a deadline set before
+		l.setDeadline(time.Time{})
+	}
 }
 
 // stepShared is step for the wait on the epoll descriptor, which returns

@@ -85,31 +85,21 @@ func (p *poller) setDeadline(t time.Time) {
 	p.deadline = !t.IsZero()
 }
 
-// waitFor makes f the file the loop waits on, with the deadline due (on the
-// clock that starts at epoch; -1: none).
-func (p *poller) waitFor(f *os.File, epoch time.Time, due time.Duration) {
-	p.waitOn, p.deadline = f, false
-	switch {
-	case due >= 0:
-		p.setDeadline(epoch.Add(due))
-	case f == p.file: // it may keep a deadline set before
-		p.setDeadline(time.Time{})
-	}
-}
-
 // dupFile returns a duplicate of the socket fd registered with Go's poller,
-// for waiting on fd alone (see loop.waitAlone), or nil.
-func dupFile(fd int) *os.File {
+// and its RawConn, for waiting on fd alone (see loop.waitAlone); nil if
+// either cannot be had.
+func dupFile(fd int) (*os.File, syscall.RawConn) {
 	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	f := os.NewFile(uintptr(nfd), "connection")
-	if f.SetReadDeadline(time.Time{}) != nil { // not registered
+	rc, err := f.SyscallConn()
+	if err != nil || f.SetReadDeadline(time.Time{}) != nil { // not registered
 		f.Close()
-		return nil
+		return nil, nil
 	}
-	return f
+	return f, rc
 }
 
 // epollWaitNow is epoll_wait without waiting, a raw system call.
