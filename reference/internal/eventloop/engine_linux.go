@@ -97,6 +97,9 @@ func New(cfg Config) (*Engine, error) {
 
 // Serve accepts connections on ln and serves them on the loops until ln
 // fails or the engine stops; then it returns ErrClosed, or the accept error.
+// Called after Shutdown or Close, it closes ln and returns ErrClosed (as
+// Shutdown closes the listeners it knows of), so that no client waits in a
+// backlog nobody takes.
 // Each connection's descriptor is duplicated and the net.Conn closed;
 // connections that are not sockets (a wrapped net.Conn) go to
 // Config.Fallback. After each Accept of a *net.TCPListener or
@@ -106,6 +109,7 @@ func (e *Engine) Serve(ln net.Listener) error {
 	e.mu.Lock()
 	if e.state != running {
 		e.mu.Unlock()
+		ln.Close()
 		return ErrClosed
 	}
 	e.listeners[ln] = struct{}{}

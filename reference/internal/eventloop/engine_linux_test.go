@@ -437,6 +437,8 @@ func TestShutdownWaitsForRepliesAClientIsSlowToTake(t *testing.T) {
 func TestShutdownGivesUpWhenTheContextEnds(t *testing.T) {
 	s := start(t, protocol.Len32, eventloop.Config{})
 	c := dial(t, s.addr, protocol.Len32)
+	c.write(c.frame(protocol.EchoRequest("adopted"))) // before Shutdown, so that it has a connection to give up on
+	c.expectEcho("adopted")
 	content := strings.Repeat("z", 1<<20-16)
 	req := c.frame(protocol.EchoRequest(content))
 	go func() { // the client never reads: 8 MB of replies cannot all be written
@@ -547,7 +549,7 @@ func TestManyIdleConnections(t *testing.T) {
 	}
 }
 
-func TestServeAfterCloseFails(t *testing.T) {
+func TestServeAfterShutdownFailsAndClosesTheListener(t *testing.T) {
 	e, err := eventloop.New(eventloop.Config{Handler: &protoHandler{}})
 	if err != nil {
 		t.Fatal(err)
@@ -562,6 +564,11 @@ func TestServeAfterCloseFails(t *testing.T) {
 	defer ln.Close()
 	if err := e.Serve(ln); !errors.Is(err, eventloop.ErrClosed) {
 		t.Fatalf("Serve after Shutdown = %v, want ErrClosed", err)
+	}
+	// Closed, as Serve closes every listener it is given: a client that
+	// connects meanwhile must not wait in a backlog nobody takes.
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept on the listener after Serve returned: %v, want net.ErrClosed", err)
 	}
 	e.Close()
 }
