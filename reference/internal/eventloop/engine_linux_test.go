@@ -565,8 +565,8 @@ func TestServeAfterShutdownFailsAndClosesTheListener(t *testing.T) {
 	if err := e.Serve(ln); !errors.Is(err, eventloop.ErrClosed) {
 		t.Fatalf("Serve after Shutdown = %v, want ErrClosed", err)
 	}
-	// Closed, as Serve closes every listener it is given: a client that
-	// connects meanwhile must not wait in a backlog nobody takes.
+	// Closed, as Shutdown closes the listeners given before it: a client
+	// that connects meanwhile must not wait in a backlog nobody takes.
 	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept on the listener after Serve returned: %v, want net.ErrClosed", err)
 	}
