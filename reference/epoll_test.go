@@ -63,14 +63,6 @@ func serveLen32(tb testing.TB, engine string) net.Conn {
 	return nc
 }
 
-// engines are the engines this system has.
-func engines() []string {
-	if DefaultEngine == EngineEpoll {
-		return []string{EngineGoroutine, EngineEpoll}
-	}
-	return []string{EngineGoroutine}
-}
-
 // BenchmarkRoundTrip is one client's echo round trips of 16 bytes over
 // loopback on each engine; with -benchmem it shows the allocations per
 // request of client and server together (the client allocates nothing).

@@ -30,6 +30,14 @@ import (
 // and every Server the tests make uses it.
 var testEngine string
 
+// engines are the engines this system has.
+func engines() []string {
+	if DefaultEngine == EngineEpoll {
+		return []string{EngineGoroutine, EngineEpoll}
+	}
+	return []string{EngineGoroutine}
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv(childServerEnv) != "" {
 		os.Exit(serveAsChild())
