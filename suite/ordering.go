@@ -45,7 +45,7 @@ var _ = Describe("Ordering and connection lifetime", func() {
 	// Pipelining: 16 requests before any reply is read.
 	pipelined := func(ctx SpecContext, oneWrite bool) {
 		if !cfg.framed() {
-			Skip("EA-CONN-4 is for len32 and varint framing; in raw framing requests sent together are EA-FRAME-3 (see Framing)")
+			Skip("for len32 and varint framing: in raw framing, requests sent together are EA-FRAME-3's (see Framing)")
 		}
 		c := begin(ctx).dial()
 		var msgs []*protocol.ClientMessage

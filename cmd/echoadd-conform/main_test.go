@@ -251,3 +251,68 @@ func TestNoSpecSelectedIsUsageError(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 3 and a hint", res.code, res.stderr)
 	}
 }
+
+// TestFilterForAnotherFraming: a filter that names a requirement with no
+// spec in this framing says so, and one whose specs all skip themselves
+// judges nothing: neither is CONFORMANT.
+func TestFilterForAnotherFraming(t *testing.T) {
+	res := runBin(t, "--label-filter", "EA-FRAME-6")
+	if res.code != 3 || !strings.Contains(res.stderr, "no spec for EA-FRAME-6 with raw framing") {
+		t.Errorf("EA-FRAME-6 in raw: exit %d, stderr %q; want 3 and the framing named", res.code, res.stderr)
+	}
+	path := filepath.Join(t.TempDir(), "r.json")
+	res = runBin(t, "--label-filter", "EA-FRAME-4", "--json-report", path)
+	if r := readReport(t, path); res.code != 3 || r.Verdict != report.NothingJudged || !strings.Contains(res.stdout, "nothing judged") {
+		t.Errorf("EA-FRAME-4 in raw: exit %d, verdict %q; want 3, %s\n%s", res.code, r.Verdict, report.NothingJudged, res.stdout)
+	}
+}
+
+// TestInterruptIsNoFailure: SIGINT stops the run; the report says it was
+// interrupted, and the spec it stopped is no failure of the target.
+func TestInterruptIsNoFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.json")
+	cmd := exec.Command(runnerBin, "--json-report", path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		// The whole run takes about 4 s; a spec is under way shortly
+		// after Ginkgo announces them.
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "Will run") {
+				time.Sleep(500 * time.Millisecond)
+				cmd.Process.Signal(os.Interrupt)
+				break
+			}
+		}
+		for sc.Scan() {
+		}
+		done <- cmd.Wait()
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("the runner did not stop within a minute of SIGINT")
+	}
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != report.ExitInterrupted {
+		t.Fatalf("wait: %v; want exit %d", err, report.ExitInterrupted)
+	}
+	r := readReport(t, path)
+	if r.Verdict != report.Interrupted || len(r.HarnessErrors) > 0 {
+		t.Errorf("verdict %q, harness errors %q; want %s and none", r.Verdict, r.HarnessErrors, report.Interrupted)
+	}
+	for _, v := range r.Requirements {
+		if v.Verdict == report.Fail || v.Verdict == report.NonStrict {
+			t.Errorf("%s: %s (%s); an interrupt is not a failure", v.ID, v.Verdict, v.Reason)
+		}
+	}
+}

@@ -7,7 +7,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -100,8 +102,8 @@ func (r *runner) run() int {
 				rep.AddHarnessError("writing --junit-report: %v", err)
 			}
 		}
-		if len(rep.Specs) == 0 && len(rep.HarnessErrors) == 0 {
-			fmt.Fprintln(r.stderr, "echoadd-conform: no spec selected: check --label-filter and --focus (see --list)")
+		if len(rep.Specs) == 0 && len(rep.HarnessErrors) == 0 && len(g.SpecialSuiteFailureReasons) == 0 {
+			fmt.Fprintf(r.stderr, "echoadd-conform: no spec selected: check --label-filter and --focus (see --list)%s\n", r.unbuiltHint(rep))
 			return report.ExitUsage
 		}
 	}
@@ -119,6 +121,24 @@ func (r *runner) run() int {
 	}
 	return rep.ExitCode
 }
+
+// unbuiltHint names the requirements --label-filter asks for that have no
+// spec with this framing (EA-FRAME-6 in raw, for one), if any.
+func (r *runner) unbuiltHint(rep *report.Report) string {
+	var ids []string
+	for _, id := range requirementID.FindAllString(r.opts.labelFilter, -1) {
+		if _, known := report.Lookup(report.Catalogue, id); known && !rep.Built(id) && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; the suite has no spec for %s with %s framing (see PROTOCOL.md for the framings it applies to, and --framing)",
+		strings.Join(ids, ", "), r.opts.framing)
+}
+
+var requirementID = regexp.MustCompile(`EA-[A-Z]+-[0-9]+`)
 
 // suiteConfig translates the flags into the suite's configuration.
 func (r *runner) suiteConfig() (suite.Config, error) {

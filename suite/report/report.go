@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ const (
 	ExitNotConformant = 1
 	ExitHarnessError  = 2
 	ExitUsage         = 3
+	ExitInterrupted   = 130 // as a shell reports a program ended by SIGINT
 )
 
 // Overall verdicts.
@@ -25,6 +27,8 @@ const (
 	Conformant    = "CONFORMANT"
 	NotConformant = "NOT CONFORMANT"
 	HarnessError  = "HARNESS ERROR"
+	Interrupted   = "INTERRUPTED"
+	NothingJudged = "NOTHING JUDGED"
 )
 
 // Requirement verdicts.
@@ -32,6 +36,7 @@ const (
 	Pass      = "PASS"
 	Fail      = "FAIL"
 	NonStrict = "NON-STRICT"
+	NotJudged = "NOT JUDGED"
 	Skipped   = "SKIPPED"
 	NotRun    = "NOT RUN"
 )
@@ -57,9 +62,15 @@ type Report struct {
 	Requirements  []Verdict         `json:"requirements"`       // one per catalogue requirement, in catalogue order
 	HarnessErrors []string          `json:"harness_errors"`     // why the run could not judge the target, if it could not
 	Warnings      []string          `json:"warnings,omitempty"` // suite inconsistencies (unknown IDs, level mismatch)
-	Verdict       string            `json:"verdict"`            // CONFORMANT, NOT CONFORMANT or HARNESS ERROR
+	Verdict       string            `json:"verdict"`            // CONFORMANT, NOT CONFORMANT, HARNESS ERROR, INTERRUPTED or NOTHING JUDGED
 	ExitCode      int               `json:"exit_code"`          // the runner's exit status
 	ServerOutput  string            `json:"server_output"`      // captured output of a started server (tail)
+
+	// What AddGinkgo saw: the requirement IDs of every spec built for this
+	// run, selected or not, and whether the run stopped before its end.
+	built        map[string]bool
+	stoppedEarly bool
+	interrupted  bool
 }
 
 // Spec is one spec's result.
@@ -86,16 +97,18 @@ type Verdict struct {
 	ID           string   `json:"id"`
 	Level        string   `json:"level"` // from the catalogue
 	Text         string   `json:"text"`
-	Verdict      string   `json:"verdict"`       // PASS, FAIL, NON-STRICT, SKIPPED or NOT RUN
+	Verdict      string   `json:"verdict"`       // PASS, FAIL, NON-STRICT, NOT JUDGED, SKIPPED or NOT RUN
 	Specs        []string `json:"specs"`         // every spec of this run naming it
+	Passed       int      `json:"passed"`        // how many of them passed
 	FailingSpecs []string `json:"failing_specs"` // those that failed
 	Reason       string   `json:"reason"`        // one line: the first failure's, or why skipped / not run
 }
 
-// Failed reports whether the spec's state is a failure state.
+// Failed reports whether the spec's state is a failure state. An
+// interrupted spec has not failed: it was stopped.
 func (s Spec) Failed() bool {
 	switch s.State {
-	case "passed", "skipped", "pending", "invalid":
+	case "passed", "skipped", "pending", "invalid", "interrupted":
 		return false
 	}
 	return true
@@ -129,6 +142,7 @@ func New(m Meta) *Report {
 		Started:       m.Started,
 		Specs:         []Spec{},
 		HarnessErrors: []string{},
+		built:         map[string]bool{},
 	}
 }
 
@@ -139,24 +153,42 @@ func (r *Report) AddHarnessError(format string, args ...any) {
 
 // AddGinkgo adds the specs that ran (filtered-out specs are left out) and
 // turns failed suite-level nodes (BeforeSuite, AfterSuite, ...) and special
-// suite failures (interrupt, suite timeout) into harness errors.
+// suite failures (suite timeout) into harness errors. An interrupt (SIGINT)
+// is no verdict on the target: the run's verdict is then INTERRUPTED.
 func (r *Report) AddGinkgo(g types.Report) {
 	for _, sr := range g.SpecReports {
 		if sr.LeafNodeType != types.NodeTypeIt {
-			if sr.State.Is(types.SpecStateFailureStates) {
+			if sr.State.Is(types.SpecStateFailureStates) && sr.State != types.SpecStateInterrupted {
 				r.AddHarnessError("%s failed: %s", sr.LeafNodeType, firstLine(sr.Failure.Message))
+				r.stoppedEarly = true
 			}
 			continue
 		}
+		ids, _ := Classify(sr.Labels())
+		for _, id := range ids {
+			r.built[id] = true
+		}
 		if sr.State == types.SpecStateSkipped && sr.Failure.Message == "" {
-			continue // filtered out, or not reached after a BeforeSuite failure
+			continue // filtered out, or not reached after a BeforeSuite failure or an interrupt
 		}
 		r.Specs = append(r.Specs, specOf(sr))
 	}
 	for _, reason := range g.SpecialSuiteFailureReasons {
+		r.stoppedEarly = true
+		if reason == interruptedByUser {
+			r.interrupted = true
+			continue
+		}
 		r.AddHarnessError("suite: %s", reason)
 	}
 }
+
+// Built reports whether the suite built a spec for the requirement id in
+// this run, selected or not.
+func (r *Report) Built(id string) bool { return r.built[id] }
+
+// interruptedByUser is Ginkgo's special suite failure reason for SIGINT.
+const interruptedByUser = "Interrupted by User"
 
 func specOf(sr types.SpecReport) Spec {
 	s := Spec{
@@ -172,7 +204,7 @@ func specOf(sr types.SpecReport) Spec {
 	s.Reason = firstLine(s.Failure)
 	s.Transcript = transcriptOf(sr)
 	s.FailedIDs = []string{}
-	if sr.State.Is(types.SpecStateFailureStates) {
+	if s.Failed() {
 		s.FailedIDs = leadingIDs(s.Reason)
 		if len(s.FailedIDs) == 0 {
 			s.FailedIDs = s.IDs
@@ -281,19 +313,54 @@ func (r *Report) Finish(finished time.Time, cat []Requirement) {
 		}
 	}
 
+	judged := false
+	for _, v := range r.Requirements {
+		judged = judged || v.Verdict == Pass || v.Verdict == Fail || v.Verdict == NonStrict
+	}
+
 	switch {
+	case r.interrupted:
+		r.Verdict, r.ExitCode = Interrupted, ExitInterrupted
 	case len(r.HarnessErrors) > 0:
 		r.Verdict, r.ExitCode = HarnessError, ExitHarnessError
 	case mustFailed || (r.Strict && otherFailed):
 		r.Verdict, r.ExitCode = NotConformant, ExitNotConformant
+	case !judged:
+		// Every selected spec skipped itself: a pass would be a verdict
+		// on nothing.
+		r.Verdict, r.ExitCode = NothingJudged, ExitUsage
 	default:
 		r.Verdict, r.ExitCode = Conformant, ExitConformant
 	}
 }
 
+// Unchecked returns the MUST requirements that got no verdict on the
+// target in this run (SKIPPED, NOT JUDGED or NOT RUN), so that a CONFORMANT
+// run can say what it did not check; those of another framing are left
+// out, as they do not apply.
+func (r *Report) Unchecked() []Verdict {
+	var out []Verdict
+	for _, v := range r.Requirements {
+		if v.Level != "must" {
+			continue
+		}
+		switch {
+		case v.Verdict == Skipped && otherFraming.MatchString(v.Reason):
+		case v.Verdict == NotRun && !r.built[v.ID]:
+		case v.Verdict == Skipped || v.Verdict == NotJudged || v.Verdict == NotRun:
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// otherFraming matches the suite's reason for skipping a spec of another
+// framing: "for len32 framing; the target speaks raw".
+var otherFraming = regexp.MustCompile(`^for (raw|len32|varint)( and (raw|len32|varint))* framing\b`)
+
 func (r *Report) verdictFor(req Requirement) Verdict {
 	v := Verdict{ID: req.ID, Level: req.Level, Text: req.Text, Specs: []string{}, FailingSpecs: []string{}}
-	passed, skipReason, notJudged := 0, "", ""
+	skipReason, notJudged := "", ""
 	for _, s := range r.Specs {
 		labelled, failed := slices.Contains(s.IDs, req.ID), slices.Contains(s.FailedIDs, req.ID)
 		if !labelled && !(failed && !s.HarnessFailure()) {
@@ -308,11 +375,17 @@ func (r *Report) verdictFor(req Requirement) Verdict {
 			if v.Reason == "" {
 				v.Reason = s.Reason
 			}
-		case s.Failed() && notJudged == "":
+		case s.State == "interrupted":
+			if notJudged == "" {
+				notJudged = fmt.Sprintf("not judged: %s was interrupted", s.Name)
+			}
+		case s.Failed():
 			// It failed on another requirement before it could judge this one.
-			notJudged = fmt.Sprintf("not judged: %s failed on %s", s.Name, strings.Join(s.FailedIDs, " "))
+			if notJudged == "" {
+				notJudged = fmt.Sprintf("not judged: %s failed on %s", s.Name, strings.Join(s.FailedIDs, " "))
+			}
 		case s.State == "passed":
-			passed++
+			v.Passed++
 		case s.State == "skipped" && skipReason == "":
 			skipReason = s.Reason
 		}
@@ -322,21 +395,39 @@ func (r *Report) verdictFor(req Requirement) Verdict {
 		v.Verdict = Fail
 	case len(v.FailingSpecs) > 0:
 		v.Verdict = NonStrict
-	case passed > 0:
+	case notJudged != "":
+		// A spec that stopped early leaves the requirement partly
+		// unchecked, however many others passed.
+		v.Verdict, v.Reason = NotJudged, notJudged
+		if v.Passed > 0 {
+			v.Reason = fmt.Sprintf("%s (%d of %d specs passed)", notJudged, v.Passed, len(v.Specs))
+		}
+	case v.Passed > 0:
 		v.Verdict = Pass
 		if skipReason != "" {
 			v.Reason = "some specs skipped: " + skipReason
 		}
-	case notJudged != "":
-		v.Verdict, v.Reason = Skipped, notJudged
 	case skipReason != "":
 		v.Verdict, v.Reason = Skipped, skipReason
 	case len(v.Specs) > 0:
 		v.Verdict, v.Reason = NotRun, "harness error"
 	default:
-		v.Verdict, v.Reason = NotRun, "no spec selected for this run"
+		v.Verdict, v.Reason = NotRun, r.notRunReason(req.ID)
 	}
 	return v
+}
+
+// notRunReason says why a requirement had no spec in the run.
+func (r *Report) notRunReason(id string) string {
+	switch {
+	case !r.built[id]:
+		return fmt.Sprintf("no spec for %s framing and these flags", r.Framing)
+	case r.interrupted:
+		return "not reached: the run was interrupted"
+	case r.stoppedEarly:
+		return "not reached: the run stopped early (see the harness errors)"
+	}
+	return "not selected (--label-filter, --focus)"
 }
 
 func namesKnown(ids []string, cat []Requirement) bool {

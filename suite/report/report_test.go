@@ -87,12 +87,24 @@ func TestVerdicts(t *testing.T) {
 			name:  "skip with reason, filtered spec absent",
 			specs: []types.SpecReport{it("timeout", types.SpecStateSkipped, "needs --read-timeout", "EA-LIM-3", "should"), it("filtered", types.SpecStateSkipped, "", "EA-ECHO-1", "must")},
 			want:  map[string]string{"EA-ECHO-1": NotRun, "EA-ADD-1": NotRun, "EA-ERR-1": NotRun, "EA-LIM-3": Skipped, "EA-LIM-4": NotRun},
+			exit:  ExitUsage, // nothing judged
+		},
+		{
+			name:  "a pass and a skip judge something",
+			specs: []types.SpecReport{passEcho, it("timeout", types.SpecStateSkipped, "needs --read-timeout", "EA-LIM-3", "should")},
+			want:  map[string]string{"EA-ECHO-1": Pass, "EA-ADD-1": NotRun, "EA-ERR-1": NotRun, "EA-LIM-3": Skipped, "EA-LIM-4": NotRun},
 			exit:  ExitConformant,
+		},
+		{
+			name:  "a spec that failed on another requirement leaves its own not judged, whatever else passed",
+			specs: []types.SpecReport{passEcho, passAdd, it("100 at once", types.SpecStateFailed, "EA-ADD-1 (checking EA-ECHO-1): got an error reply", "EA-ECHO-1", "must")},
+			want:  map[string]string{"EA-ECHO-1": NotJudged, "EA-ADD-1": Fail, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
+			exit:  ExitNotConformant,
 		},
 		{
 			name:  "failure counted against the IDs its message names",
 			specs: []types.SpecReport{it("echo late", types.SpecStateFailed, "EA-ADD-1 (checking EA-ECHO-1): got a reply after 1.5s, want within 1s", "EA-ECHO-1", "must"), it("timeout", types.SpecStateFailed, "EA-LIM-3 EA-ERR-1: got nothing", "EA-LIM-3", "should")},
-			want:  map[string]string{"EA-ECHO-1": Skipped, "EA-ADD-1": Fail, "EA-ERR-1": NonStrict, "EA-LIM-3": NonStrict, "EA-LIM-4": NotRun},
+			want:  map[string]string{"EA-ECHO-1": NotJudged, "EA-ADD-1": Fail, "EA-ERR-1": NonStrict, "EA-LIM-3": NonStrict, "EA-LIM-4": NotRun},
 			exit:  ExitNotConformant,
 		},
 		{
@@ -156,7 +168,9 @@ func TestJSONRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(&back, r) {
+	want := *r
+	want.built = nil // AddGinkgo's notes, not part of the JSON
+	if !reflect.DeepEqual(back, want) {
 		t.Errorf("round trip changed the report:\n got %+v\nwant %+v", back, *r)
 	}
 	// The documented top-level keys are all present.
@@ -178,13 +192,88 @@ func TestTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"EA-ADD-1     MUST    FAIL        0/1    EA-ADD-1: got 1, want 3        add wraps",
+		"EA-ADD-1     MUST    FAIL        0/1     EA-ADD-1: got 1, want 3",
 		"EA-ECHO-1    MUST    PASS        1/1",
-		"NOT CONFORMANT: 1 PASS, 1 FAIL, 0 NON-STRICT, 0 SKIPPED, 3 NOT RUN (raw framing, t); exit 1",
+		"NOT CONFORMANT: 1 PASS, 1 FAIL, 0 NON-STRICT, 0 NOT JUDGED, 0 SKIPPED, 3 NOT RUN (raw framing, t); exit 1",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// TestInterrupt: an interrupt is no failure of the target; the run's
+// verdict says it was interrupted.
+func TestInterrupt(t *testing.T) {
+	r := New(Meta{Framing: "raw", Target: "t"})
+	r.AddGinkgo(types.Report{
+		SpecReports: []types.SpecReport{
+			it("echo", types.SpecStatePassed, "", "EA-ECHO-1", "must"),
+			it("add", types.SpecStateInterrupted, "Interrupted by User", "EA-ADD-1", "must"),
+			it("timeout", types.SpecStateSkipped, "", "EA-LIM-3", "should"), // not reached
+		},
+		SpecialSuiteFailureReasons: []string{interruptedByUser},
+	})
+	r.Finish(time.Unix(10, 0).UTC(), testCatalogue)
+	want := map[string]string{"EA-ECHO-1": Pass, "EA-ADD-1": NotJudged, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun}
+	if got := verdicts(r); !reflect.DeepEqual(got, want) {
+		t.Errorf("verdicts = %v, want %v", got, want)
+	}
+	if r.Verdict != Interrupted || r.ExitCode != ExitInterrupted || len(r.HarnessErrors) > 0 {
+		t.Errorf("verdict %s, exit %d, harness errors %q; want %s, %d, none", r.Verdict, r.ExitCode, r.HarnessErrors, Interrupted, ExitInterrupted)
+	}
+	if v := r.Requirements[2]; v.ID != "EA-LIM-3" || v.Reason != "not reached: the run was interrupted" {
+		t.Errorf("EA-LIM-3: %+v", v)
+	}
+}
+
+// TestNotRunReasons: a requirement without a spec in the run says whether
+// its specs were filtered out, not reached, or not built for this framing.
+func TestNotRunReasons(t *testing.T) {
+	r := build(false,
+		it("echo", types.SpecStatePassed, "", "EA-ECHO-1", "must"),
+		it("add", types.SpecStateSkipped, "", "EA-ADD-1", "must")) // filtered out
+	reasons := map[string]string{}
+	for _, v := range r.Requirements {
+		reasons[v.ID] = v.Reason
+	}
+	if got := reasons["EA-ADD-1"]; got != "not selected (--label-filter, --focus)" {
+		t.Errorf("filtered: %q", got)
+	}
+	if got := reasons["EA-ERR-1"]; got != "no spec for raw framing and these flags" {
+		t.Errorf("not built: %q", got)
+	}
+
+	r = New(Meta{Framing: "raw", Target: "t"})
+	r.AddGinkgo(types.Report{SpecReports: []types.SpecReport{
+		{LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStateFailed, Failure: types.Failure{Message: "server never listened"}},
+		it("echo", types.SpecStateSkipped, "", "EA-ECHO-1", "must"),
+	}})
+	r.Finish(time.Unix(10, 0).UTC(), testCatalogue)
+	if v := r.Requirements[0]; v.ID != "EA-ECHO-1" || v.Reason != "not reached: the run stopped early (see the harness errors)" {
+		t.Errorf("after a failed BeforeSuite: %+v", v)
+	}
+}
+
+// TestUncheckedMusts: a CONFORMANT run says which MUST requirements it did
+// not check.
+func TestUncheckedMusts(t *testing.T) {
+	r := build(false,
+		it("echo", types.SpecStatePassed, "", "EA-ECHO-1", "must"),
+		it("add", types.SpecStateSkipped, "needs --server-cmd", "EA-ADD-1", "must"))
+	var b bytes.Buffer
+	if err := r.WriteTable(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	if want := "not checked in this run: 1 MUST requirement (EA-ADD-1: needs --server-cmd)"; r.Verdict != Conformant || !strings.Contains(b.String(), want) {
+		t.Errorf("verdict %s; table lacks %q:\n%s", r.Verdict, want, b.String())
+	}
+	// A MUST of another framing does not apply, so it is not "unchecked".
+	r = build(false,
+		it("echo", types.SpecStatePassed, "", "EA-ECHO-1", "must"),
+		it("add len32", types.SpecStateSkipped, "for len32 and varint framing; the target speaks raw", "EA-ADD-1", "must"))
+	if u := r.Unchecked(); len(u) != 0 {
+		t.Errorf("Unchecked = %+v, want none", u)
 	}
 }
 

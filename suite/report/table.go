@@ -12,13 +12,13 @@ import (
 func (r *Report) WriteTable(w io.Writer, color bool) error {
 	ew := &errWriter{w: w}
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "REQUIREMENT\tLEVEL\tVERDICT\tSPECS\tREASON\tFAILING SPECS")
+	fmt.Fprintln(tw, "REQUIREMENT\tLEVEL\tVERDICT\tPASSED\tREASON\tFAILING SPECS")
 	count := map[string]int{}
 	for _, v := range r.Requirements {
 		count[v.Verdict]++
 		specs := "-"
 		if len(v.Specs) > 0 {
-			specs = fmt.Sprintf("%d/%d", len(v.Specs)-len(v.FailingSpecs), len(v.Specs))
+			specs = fmt.Sprintf("%d/%d", v.Passed, len(v.Specs))
 		}
 		// Pad before colouring: tabwriter counts the escape bytes otherwise.
 		verdict := paint(fmt.Sprintf("%-10s", v.Verdict), v.Verdict, color)
@@ -32,10 +32,44 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 	for _, e := range r.HarnessErrors {
 		fmt.Fprintf(ew, "harness error: %s\n", e)
 	}
-	fmt.Fprintf(ew, "\n%s: %d PASS, %d FAIL, %d NON-STRICT, %d SKIPPED, %d NOT RUN (%s framing, %s); exit %d\n",
-		paint(r.Verdict, r.Verdict, color), count[Pass], count[Fail], count[NonStrict], count[Skipped], count[NotRun],
+	fmt.Fprintf(ew, "\n%s: %d PASS, %d FAIL, %d NON-STRICT, %d NOT JUDGED, %d SKIPPED, %d NOT RUN (%s framing, %s); exit %d\n",
+		paint(r.Verdict, r.Verdict, color), count[Pass], count[Fail], count[NonStrict], count[NotJudged], count[Skipped], count[NotRun],
 		r.Framing, r.Target, r.ExitCode)
+	switch r.Verdict {
+	case Conformant:
+		if u := r.Unchecked(); len(u) > 0 {
+			fmt.Fprintf(ew, "not checked in this run: %d MUST requirement%s (%s)\n", len(u), plural(len(u)), uncheckedList(u))
+		}
+	case NothingJudged:
+		fmt.Fprintln(ew, "nothing judged: every selected spec skipped itself (see REASON); select other specs or another --framing")
+	case Interrupted:
+		fmt.Fprintln(ew, "interrupted: the verdicts above cover only what ran before the interrupt")
+	}
 	return ew.err
+}
+
+// uncheckedList names the requirements, grouped by the reason they share.
+func uncheckedList(vs []Verdict) string {
+	var groups []string
+	byReason := map[string][]string{}
+	for _, v := range vs {
+		if _, ok := byReason[v.Reason]; !ok {
+			groups = append(groups, v.Reason)
+		}
+		byReason[v.Reason] = append(byReason[v.Reason], v.ID)
+	}
+	parts := make([]string, len(groups))
+	for i, reason := range groups {
+		parts[i] = strings.Join(byReason[reason], ", ") + ": " + clip(reason, reasonWidth)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // Console limits; the JSON report has everything.
@@ -83,7 +117,7 @@ func paint(s, verdict string, color bool) string {
 		code = "31;1" // bold red
 	case NonStrict:
 		code = "33" // yellow
-	case Skipped, NotRun:
+	case Skipped, NotRun, NotJudged, NothingJudged, Interrupted:
 		code = "36" // cyan
 	}
 	if code == "" {
