@@ -10,21 +10,24 @@
 // failure message starts with ("EA-CONN-6: got ..."), which the harness sets
 // when an observation violates a requirement by itself (a late reply, an
 // undecodable one), else against the spec's own IDs; a spec that failed on
-// another requirement does not judge its own (its requirement may then be
-// SKIPPED, "not judged").
+// another requirement does not judge its own.
 //
-//	PASS        at least one of its specs passed and none failed
+//	PASS        at least one of its specs passed; none failed or stopped early
 //	FAIL        a MUST spec failed
 //	NON-STRICT  a SHOULD or MAY spec failed (fails the run only with --strict)
+//	NOT JUDGED  a spec of it failed on another requirement, or was interrupted
 //	SKIPPED     its specs ran but all skipped themselves; Reason says why
-//	NOT RUN     no spec of it was selected (label filter, focus, framing)
+//	NOT RUN     no spec of it ran; Reason says whether none exists for this
+//	            framing, the filter left it out, or the run stopped first
 //
-// # Exit codes
+// # Overall verdicts and exit codes
 //
-//	0 conformant: no MUST failed (and, with --strict, no SHOULD or MAY)
-//	1 not conformant
-//	2 harness error: target unreachable, server command failed, suite error
-//	3 usage error (decided by the runner before anything runs)
+//	0   CONFORMANT: no MUST failed (and, with --strict, no SHOULD or MAY)
+//	1   NOT CONFORMANT
+//	2   HARNESS ERROR: target unreachable, server command failed, suite error
+//	3   usage error, decided by the runner before anything runs, or NOTHING
+//	    JUDGED: every selected spec skipped itself
+//	130 INTERRUPTED: SIGINT; the verdicts cover what ran before it
 //
 // # JSON schema (Schema = 1)
 //
