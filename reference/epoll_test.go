@@ -64,29 +64,29 @@ func serveLen32(tb testing.TB, engine string) net.Conn {
 }
 
 // BenchmarkRoundTrip is one client's echo round trips of 16 bytes over
-// loopback on each engine; with -benchmem it shows the allocations per
+// loopback; with -benchmem it shows the allocations per
 // request of client and server together (the client allocates nothing).
+// The benchmarks measure the engine of the pass TestMain is in, so that
+// each engine is measured once, under its header.
 func BenchmarkRoundTrip(b *testing.B) {
-	for _, engine := range engines() {
-		b.Run(engine, func(b *testing.B) {
-			nc := serveLen32(b, engine)
-			req, _ := protocol.Len32.AppendMessage(nil, protocol.EchoRequest("0123456789abcdef"))
-			want, _ := protocol.Len32.AppendMessage(nil, protocol.EchoReply("0123456789abcdef"))
-			got := make([]byte, len(want))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := nc.Write(req); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.ReadFull(nc, got); err != nil {
-					b.Fatal(err)
-				}
+	b.Run(testEngine, func(b *testing.B) {
+		nc := serveLen32(b, testEngine)
+		req, _ := protocol.Len32.AppendMessage(nil, protocol.EchoRequest("0123456789abcdef"))
+		want, _ := protocol.Len32.AppendMessage(nil, protocol.EchoReply("0123456789abcdef"))
+		got := make([]byte, len(want))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := nc.Write(req); err != nil {
+				b.Fatal(err)
 			}
-			if !bytes.Equal(got, want) {
-				b.Fatalf("reply %x, want %x", got, want)
+			if _, err := io.ReadFull(nc, got); err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
+		}
+		if !bytes.Equal(got, want) {
+			b.Fatalf("reply %x, want %x", got, want)
+		}
+	})
 }
 
 // pipelinedBatch is 4,096 echo requests of 16 bytes (about 98 KiB, more
@@ -148,15 +148,13 @@ func TestPipelinedRequestsDoNotAllocate(t *testing.T) {
 // each written at once and then its replies read; an op is one request.
 // Allocations per op are the server's (the client allocates nothing).
 func BenchmarkPipelined(b *testing.B) {
-	for _, engine := range engines() {
-		b.Run(engine, func(b *testing.B) {
-			batch := startPipelined(b, engine)
-			req, _ := protocol.Len32.AppendMessage(nil, protocol.EchoRequest("0123456789abcdef"))
-			b.SetBytes(int64(len(req)))
-			b.ReportAllocs()
-			for i := 0; i < b.N; i += pipelinedBatch {
-				batch()
-			}
-		})
-	}
+	b.Run(testEngine, func(b *testing.B) {
+		batch := startPipelined(b, testEngine)
+		req, _ := protocol.Len32.AppendMessage(nil, protocol.EchoRequest("0123456789abcdef"))
+		b.SetBytes(int64(len(req)))
+		b.ReportAllocs()
+		for i := 0; i < b.N; i += pipelinedBatch {
+			batch()
+		}
+	})
 }
