@@ -173,7 +173,12 @@ func (h *loopHandler) OnReadTimeout(c *eventloop.Conn, out []byte) []byte {
 
 func (h *loopHandler) OnOpen(c *eventloop.Conn) {
 	if h.debug {
-		h.log.Debug("connection opened", h.remote(c))
+		// Kept for "connection closed": by then getpeername fails on a
+		// connection the client reset. Only at debug level, so that a
+		// connection costs no syscall or allocation for it otherwise.
+		a := h.remote(c)
+		c.Context = a.Value.String()
+		h.log.Debug("connection opened", a)
 	}
 }
 
@@ -189,10 +194,15 @@ func (h *loopHandler) OnClose(c *eventloop.Conn, err error) {
 	if err != nil {
 		why = err.Error()
 	}
-	h.log.Debug("connection closed", slog.String("why", why))
+	h.log.Debug("connection closed", h.remote(c), slog.String("why", why))
 }
 
+// remote is the peer's address as a log attribute: the one OnOpen kept, or
+// else getpeername's, or "?".
 func (h *loopHandler) remote(c *eventloop.Conn) slog.Attr {
+	if s, ok := c.Context.(string); ok {
+		return slog.String("remote", s)
+	}
 	if a := c.RemoteAddr(); a != nil {
 		return slog.String("remote", a.String())
 	}

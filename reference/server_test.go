@@ -1046,6 +1046,40 @@ func TestLogging(t *testing.T) {
 	}
 }
 
+// TestLoggingCloseNamesRemote: the debug lines of a connection's open and
+// close carry the same remote=, so that they can be matched, also when the
+// client resets the connection (getpeername fails on a reset socket).
+func TestLoggingCloseNamesRemote(t *testing.T) {
+	for _, reset := range []bool{false, true} {
+		t.Run(map[bool]string{false: "close", true: "reset"}[reset], func(t *testing.T) { testLoggingCloseNamesRemote(t, reset) })
+	}
+}
+
+func testLoggingCloseNamesRemote(t *testing.T, reset bool) {
+	var logs lockedBuffer
+	s := &Server{Framing: protocol.Len32, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	addr := start(t, s)
+	c := dial(t, addr, protocol.Len32)
+	c.roundTrip("hi")
+	remote := c.nc.LocalAddr().String()
+	if reset {
+		if err := c.nc.(*net.TCPConn).SetLinger(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.nc.Close()
+	waitFor(t, "logging the close", func() bool { return strings.Contains(logs.String(), "connection closed") })
+	out := logs.String()
+	for _, want := range []string{
+		`msg="connection opened" remote=` + remote,
+		`msg="connection closed" remote=` + remote,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %q:\n%s", want, out)
+		}
+	}
+}
+
 // fakeListener fails Accept with the errors it is given, then with
 // errFakeClosed, recording when each call came.
 type fakeListener struct {

@@ -4,16 +4,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/onsi/ginkgo/v2/types"
 	"github.com/spf13/pflag"
 
 	"echoadd/protocol"
+	"echoadd/reference/cli"
 )
 
 // Defaults the bundled reference is started with and declares to the suite.
@@ -45,7 +51,8 @@ type options struct {
 	help           bool
 
 	// Set by validate.
-	bundled bool // neither --target nor --server-cmd: run the bundled reference
+	bundled  bool     // neither --target nor --server-cmd: run the bundled reference
+	warnings []string // about flags that are allowed but make the run fail
 }
 
 // newFlagSet builds the runner's flags, writing into o.
@@ -63,7 +70,8 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.StringVar(&o.junitReport, "junit-report", "", "also write a JUnit XML report to `FILE`")
 	fs.StringVar(&o.jsonReport, "json-report", "", "also write the JSON report (schema: package echoadd/suite/report) to `FILE`")
 	fs.Float64Var(&o.timeoutScale, "timeout-scale", 1, "multiply every deadline of the suite by `FACTOR` (slow machines, CI)")
-	fs.IntVar(&o.maxMessageSize, "max-message-size", protocol.MinMaxMessageSize, "the largest request in `BYTES` the target declares it accepts\n(the bundled reference is started with, and declares, 1048576)")
+	o.maxMessageSize = protocol.MinMaxMessageSize
+	fs.Var((*cli.MessageSize)(&o.maxMessageSize), "max-message-size", "the largest request in `BYTES` the target declares it accepts, from 1024 to 1GiB,\ne.g. 1048576, 64KiB or 1MiB (the bundled reference is started with, and declares,\n1048576)")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 0, "the target's read timeout as a `DURATION` (e.g. 2s), for the read-timeout specs;\n0 skips them (the bundled reference is started with, and declares, 1s)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "the target's idle timeout as a `DURATION`, for the idle-timeout specs (EA-LIM-4);\n0 skips them (the bundled reference is started with it, and declares none by default)")
 	fs.IntVar(&o.maxConns, "max-conns", 0, "the target's connection limit, at most `N` connections served at once, for the\nconnection-limit spec (EA-LIM-5); 0 skips it (the bundled reference is started with it,\nand declares none by default)")
@@ -135,10 +143,13 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 	if !(o.timeoutScale > 0) || o.timeoutScale > 100 {
 		return fmt.Errorf("--timeout-scale %v is not in (0, 100]", o.timeoutScale)
 	}
+	var selects func([]string) bool
 	if o.labelFilter != "" {
-		if _, err := types.ParseLabelFilter(o.labelFilter); err != nil {
-			return fmt.Errorf("--label-filter %q: %v", o.labelFilter, firstLineOf(err.Error()))
+		f, err := types.ParseLabelFilter(o.labelFilter)
+		if err != nil {
+			return labelFilterError(o.labelFilter, err)
 		}
+		selects = f
 	}
 	for _, f := range o.focus {
 		if _, err := regexp.Compile(f); err != nil {
@@ -147,6 +158,128 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 	}
 	if o.list && (o.junitReport != "" || o.jsonReport != "") {
 		return errors.New("--list runs nothing, so it writes no --junit-report or --json-report")
+	}
+	for _, r := range []struct{ flag, path string }{{"junit-report", o.junitReport}, {"json-report", o.jsonReport}} {
+		if r.path == "" {
+			continue
+		}
+		if err := checkReportPath(r.path); err != nil {
+			return fmt.Errorf("--%s %q: %v", r.flag, r.path, err)
+		}
+	}
+	if o.maxConns > 0 && o.maxConns < eaConc1Clients && !o.list && (selects == nil || selects(eaConc1Labels)) {
+		o.warnings = append(o.warnings, fmt.Sprintf("--max-conns %d is below the %d clients EA-CONC-1 needs at once: the run will find the target NOT CONFORMANT on EA-CONC-1 (a MUST); to check only the connection limit (EA-LIM-5), add --label-filter EA-LIM-5", o.maxConns, eaConc1Clients))
+	}
+	return nil
+}
+
+// EA-CONC-1's spec with 100 clients at once (suite/concurrency.go), and
+// its labels.
+const eaConc1Clients = 100
+
+var eaConc1Labels = []string{"EA-CONC-1", "must", "concurrency"}
+
+// labelFilterError explains a --label-filter Ginkgo cannot parse in plain
+// text, showing where: Ginkgo's error has colour codes and shows the place
+// only by colouring it.
+func labelFilterError(filter string, err error) error {
+	reason, column := ansiEscape.ReplaceAllString(firstLineOf(err.Error()), ""), -1
+	var ge types.GinkgoError
+	if errors.As(err, &ge) {
+		// Message is the filter, with the offending character wrapped in
+		// markup, then a line saying what is wrong.
+		msg := ge.Message
+		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+			reason = msg[i+1:]
+			msg = msg[:i]
+		}
+		if i := strings.Index(msg, "{{"); i >= 0 && i <= len(filter) && strings.HasPrefix(filter, msg[:i]) {
+			column = utf8.RuneCountInString(filter[:i])
+		}
+		reason = ginkgoMarkup.ReplaceAllString(reason, "")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "--label-filter %q: %s", filter, strings.TrimSpace(reason))
+	if column >= 0 && !strings.ContainsAny(filter, "\n\t") {
+		fmt.Fprintf(&b, "\n  %s\n  %s^", filter, strings.Repeat(" ", column))
+	}
+	b.WriteString("\nwant a Ginkgo label query over requirement IDs, levels and sections,\ne.g. 'must && !concurrency' or 'EA-ECHO-1 || EA-ECHO-2' (--list shows each spec's IDs and level)")
+	return errors.New(b.String())
+}
+
+var (
+	ansiEscape   = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
+	ginkgoMarkup = regexp.MustCompile(`\{\{[a-z/-]*\}\}`)
+)
+
+// checkReportPath checks that a report can be written to path once the
+// run is over, so that a bad path is a usage error before anything runs
+// rather than a harness error after it. As the writing does (Ginkgo's
+// JUnit report too), it accepts missing parent directories that can be
+// created. It leaves nothing behind and changes no existing file.
+func checkReportPath(path string) error {
+	parent := filepath.Dir(path)
+	existing := parent // the nearest directory that exists
+	for {
+		fi, err := os.Stat(existing)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory", existing)
+			}
+			break
+		}
+		up := filepath.Dir(existing)
+		if up == existing || !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("cannot be created: %v", errText(err))
+		}
+		existing = up
+	}
+	if existing != parent {
+		// Probe with what the writing will do: make a directory.
+		d, err := os.MkdirTemp(existing, ".echoadd-conform-check-")
+		if err != nil {
+			return fmt.Errorf("cannot be created: its directory %s does not exist, and making it in %s failed (%v)", parent, existing, errText(err))
+		}
+		return os.Remove(d)
+	}
+	switch fi, err := os.Stat(path); {
+	case err == nil && fi.IsDir():
+		return errors.New("is a directory; give a file name")
+	case err == nil:
+		f, err := os.OpenFile(path, os.O_WRONLY, 0) // no O_TRUNC: the old report stays until the new one is written
+		if err != nil {
+			return fmt.Errorf("cannot be written: %v", errText(err))
+		}
+		return f.Close()
+	default:
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return fmt.Errorf("cannot be created: %v", errText(err))
+		}
+		cerr := f.Close()
+		if err := os.Remove(path); err != nil {
+			return err
+		}
+		return cerr
+	}
+}
+
+// errText is err without the operation and path that the message around
+// it already gives.
+func errText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// writeWarnings writes validate's warnings, one a line.
+func writeWarnings(w io.Writer, o *options) error {
+	for _, m := range o.warnings {
+		if _, err := fmt.Fprintf(w, "echoadd-conform: warning: %s\n", m); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -48,6 +48,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "echoadd-conform %s (ginkgo %s, %s)\n", version.String(), types.VERSION, runtime.Version())
 		return 0
 	}
+	if err := writeWarnings(stderr, o); err != nil {
+		return report.ExitHarnessError
+	}
 
 	r := &runner{opts: o, flags: fs, stdout: stdout, stderr: stderr, color: useColor(o, stdout)}
 	return r.run()

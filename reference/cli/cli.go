@@ -34,9 +34,11 @@ const (
 	exitUsage = 2 // bad flags
 )
 
-// maxMaxMessageSize is the largest --max-message-size accepted: a limit on
-// what one connection may make the server buffer.
-const maxMaxMessageSize = 1 << 30
+// MaxMessageSizeLimit is the largest --max-message-size accepted: a limit
+// on what one connection may make the server buffer. echoadd-conform's
+// --max-message-size, which it starts the bundled reference with, has the
+// same bound.
+const MaxMessageSizeLimit = 1 << 30
 
 // Main runs the echoadd-server command line with args (without the program
 // name) and returns the exit status. It serves until SIGTERM or SIGINT, then
@@ -53,7 +55,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 type options struct {
 	listen         string
 	framing        protocol.Framing
-	maxMessageSize byteSize
+	maxMessageSize MessageSize
 	idleTimeout    time.Duration
 	readTimeout    time.Duration
 	writeTimeout   time.Duration
@@ -77,7 +79,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	o.framing = protocol.Raw
 	fs.Var(&o.framing, "framing", "how messages are delimited: raw, len32 or varint")
 	o.maxMessageSize = protocol.DefaultMaxMessageSize
-	fs.Var(&o.maxMessageSize, "max-message-size", "largest request accepted, in bytes, e.g. 1048576, 64KiB or 1MiB; at least 1024")
+	fs.Var(&o.maxMessageSize, "max-message-size", "largest request accepted, in bytes, e.g. 1048576, 64KiB or 1MiB; from 1024 to 1GiB")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "close a connection with no request in progress after this long (0 = never)")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 10*time.Second, "send Error CODE_TIMEOUT and close a connection whose request takes longer than this to arrive (0 = never)")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "close a connection whose client leaves its replies untaken for longer than this (0 = never)")
@@ -120,8 +122,8 @@ func validate(o *options) error {
 	}
 	if o.maxMessageSize < protocol.MinMaxMessageSize {
 		errs = append(errs, fmt.Errorf("--max-message-size %d: must be at least %d bytes, since every server accepts requests of 1024 bytes (EA-LIM-1)", o.maxMessageSize, protocol.MinMaxMessageSize))
-	} else if o.maxMessageSize > maxMaxMessageSize {
-		errs = append(errs, fmt.Errorf("--max-message-size %d: must be at most %d bytes (1GiB)", o.maxMessageSize, maxMaxMessageSize))
+	} else if o.maxMessageSize > MaxMessageSizeLimit {
+		errs = append(errs, fmt.Errorf("--max-message-size %d: must be at most %d bytes (1GiB)", o.maxMessageSize, MaxMessageSizeLimit))
 	}
 	for _, d := range []struct {
 		flag  string
@@ -153,11 +155,20 @@ func validate(o *options) error {
 }
 
 func newLogger(w io.Writer, o *options) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: logLevels[o.logLevel]}
+	opts := &slog.HandlerOptions{Level: logLevels[o.logLevel], ReplaceAttr: durationString}
 	if o.logFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// durationString writes durations as the flags take them ("10s"), where
+// the JSON handler would write nanoseconds; the text handler already does.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 // versionLine is what --version prints.
@@ -244,16 +255,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// byteSize is a --max-message-size value: bytes, written as a plain
-// integer or with a KiB or MiB suffix.
-type byteSize int
+// MessageSize is a --max-message-size value, shared with echoadd-conform:
+// bytes, written as a plain integer or with a KiB, MiB or GiB suffix in any
+// case, up to MaxMessageSizeLimit. Set leaves the lower bound,
+// protocol.MinMaxMessageSize, to the caller's validation, which names
+// EA-LIM-1.
+type MessageSize int
 
 var byteSuffixes = []struct {
 	suffix string
 	factor int
-}{{"KiB", 1 << 10}, {"MiB", 1 << 20}}
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}}
 
-func (b *byteSize) Set(s string) error {
+func (b *MessageSize) Set(s string) error {
 	digits, factor := s, 1
 	for _, u := range byteSuffixes {
 		if len(s) > len(u.suffix) && strings.EqualFold(s[len(s)-len(u.suffix):], u.suffix) {
@@ -262,12 +276,12 @@ func (b *byteSize) Set(s string) error {
 		}
 	}
 	n, err := strconv.ParseUint(strings.TrimSpace(digits), 10, 31)
-	if err != nil || int(n) > maxMaxMessageSize/factor {
-		return fmt.Errorf("want a number of bytes up to 1GiB, e.g. 1048576, 64KiB or 1MiB")
+	if err != nil || int(n) > MaxMessageSizeLimit/factor {
+		return fmt.Errorf("want a number of bytes up to 1GiB, e.g. 1048576, 64KiB, 1MiB or 1GiB")
 	}
-	*b = byteSize(int(n) * factor)
+	*b = MessageSize(int(n) * factor)
 	return nil
 }
 
-func (b *byteSize) String() string { return strconv.Itoa(int(*b)) }
-func (b *byteSize) Type() string   { return "bytes" }
+func (b *MessageSize) String() string { return strconv.Itoa(int(*b)) }
+func (b *MessageSize) Type() string   { return "bytes" }

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -124,7 +126,7 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
-func TestByteSize(t *testing.T) {
+func TestMessageSize(t *testing.T) {
 	tests := []struct {
 		in   string
 		want int
@@ -137,6 +139,21 @@ func TestByteSize(t *testing.T) {
 		{"2mib", 2 << 20, true},
 		{"1024MiB", 1 << 30, true},
 		{"1025MiB", 0, false},
+		{"1073741824", 1 << 30, true},
+		{"1073741825", 0, false},
+		{"1048576KiB", 1 << 30, true},
+		{"1048577KiB", 0, false},
+		{"1GiB", 1 << 30, true},
+		{"1gib", 1 << 30, true},
+		{"1GIB", 1 << 30, true},
+		{"64kib", 64 << 10, true},
+		{"64KIB", 64 << 10, true},
+		{"2GiB", 0, false},
+		{"0GiB", 0, true},
+		{"GiB", 0, false},
+		{"1GB", 0, false},
+		{"2000000000", 0, false},
+		{"99999999999999999999", 0, false},
 		{"", 0, false},
 		{"MiB", 0, false},
 		{"-5", 0, false},
@@ -145,10 +162,26 @@ func TestByteSize(t *testing.T) {
 		{"0x400", 0, false},
 	}
 	for _, tt := range tests {
-		var b byteSize
+		var b MessageSize
 		err := b.Set(tt.in)
 		if (err == nil) != tt.ok || (tt.ok && int(b) != tt.want) {
 			t.Errorf("Set(%q) = %d, %v; want %d, ok %v", tt.in, b, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestMessageSizeStatedMaximum: the maximum that the error message states is
+// accepted, in every spelling.
+func TestMessageSizeStatedMaximum(t *testing.T) {
+	var b MessageSize
+	err := b.Set("x")
+	m := regexp.MustCompile(`up to (\w+)`).FindStringSubmatch(fmt.Sprint(err))
+	if m == nil {
+		t.Fatalf("Set(\"x\") = %v, want an error stating the maximum", err)
+	}
+	for _, s := range []string{m[1], strings.ToLower(m[1]), strings.ToUpper(m[1])} {
+		if err := b.Set(s); err != nil || b != MaxMessageSizeLimit {
+			t.Errorf("Set(%q) = %d, %v; want the stated maximum, %d", s, b, err, MaxMessageSizeLimit)
 		}
 	}
 }
@@ -328,5 +361,21 @@ func TestSIGTERM(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `msg=stopped`) {
 		t.Errorf("stderr lacks the stopped line:\n%s", logs.String())
+	}
+}
+
+// TestLogDurations: durations read as Go durations ("10s") in both log
+// formats, not as nanosecond integers in JSON.
+func TestLogDurations(t *testing.T) {
+	for format, want := range map[string]string{
+		"text": `read_timeout=10s shutdown_grace=1.5s`,
+		"json": `"read_timeout":"10s","shutdown_grace":"1.5s"`,
+	} {
+		var out bytes.Buffer
+		log := newLogger(&out, &options{logLevel: "info", logFormat: format})
+		log.Info("x", slog.Duration("read_timeout", 10*time.Second), slog.Duration("shutdown_grace", 1500*time.Millisecond))
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--log-format %s: %q lacks %q", format, out.String(), want)
+		}
 	}
 }
