@@ -317,13 +317,16 @@ Flags:
 const usageTail = `
 Each spec checks requirements of PROTOCOL.md, named by its labels (the IDs, such as
 EA-ECHO-1, and the level: must, should, may). The run ends with a table giving each
-requirement PASS, FAIL, NON-STRICT (a SHOULD or MAY failed), SKIPPED or NOT RUN.
+requirement PASS, FAIL, NON-STRICT (a SHOULD or MAY failed), NOT JUDGED (a spec of it
+stopped on another requirement's failure, or was interrupted), SKIPPED or NOT RUN, with
+the reason.
 
 Exit status:
-  0  conformant: no MUST requirement failed (with --strict: no requirement failed)
-  1  not conformant
-  2  the target could not be tested: unreachable, server command failed, harness error
-  3  usage error
+  0    conformant: no MUST requirement failed (with --strict: no requirement failed)
+  1    not conformant
+  2    the target could not be tested: unreachable, server command failed, harness error
+  3    usage error, or nothing judged: every selected spec skipped itself
+  130  interrupted (SIGINT): the report covers what ran; the stopped spec is no failure
 `
 
 // writeUsage writes the help text.
