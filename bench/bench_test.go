@@ -559,6 +559,7 @@ func TestReportJSONShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	res.CPUNotMeasured = "" // as a child server measured long enough
 	cmp := res
 	cmp.ServerCPU = &ServerCPU{Seconds: 1, PerRequestUs: 2, UtilisationPc: 3}
 	res.ServerCPU = &ServerCPU{Seconds: 2, PerRequestUs: 4, UtilisationPc: 6}
@@ -703,7 +704,7 @@ func TestChildServerMeasured(t *testing.T) {
 			t.Errorf("Stop: %v", err)
 		}
 	}()
-	res, err := Run(context.Background(), p.Target(), Load{Framing: protocol.Len32, Conns: 2, Duration: 300 * time.Millisecond, Mix: Mix{Echo: 1}, Payload: 16})
+	res, err := Run(context.Background(), p.Target(), Load{Framing: protocol.Len32, Conns: 2, Duration: MinCPUWindow, Mix: Mix{Echo: 1}, Payload: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -786,5 +787,45 @@ func TestWriteSVG(t *testing.T) {
 	}
 	if lines != 3 { // echo16, echo16 (comparator), add <x>
 		t.Fatalf("%d lines, want 3:\n%s", lines, buf.String())
+	}
+}
+
+// Below MinCPUWindow the CPU figure is withheld, with the reason.
+func TestServerCPUWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		window time.Duration
+		want   bool
+	}{
+		{"2 ms", 2 * time.Millisecond, false},
+		{"just short", MinCPUWindow - time.Microsecond, false},
+		{"100 ticks", MinCPUWindow, true},
+		{"5 s", 5 * time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc, why := serverCPU(50*time.Millisecond, tc.window, 1000)
+			if (sc != nil) != tc.want || (why == "") != tc.want {
+				t.Fatalf("got %+v, %q; want a figure: %v", sc, why, tc.want)
+			}
+			if sc != nil && (sc.UtilisationPc != 100*0.05/tc.window.Seconds() || sc.PerRequestUs != 50) {
+				t.Fatalf("figures: %+v", sc)
+			}
+		})
+	}
+}
+
+func TestNewIdleRatio(t *testing.T) {
+	measured := func(perConn, newClientUs float64) IdleResult {
+		return IdleResult{RSSBefore: 1 << 20, RSSPerConn: perConn, NewClientServed: true, NewClientUs: newClientUs}
+	}
+	r := NewIdleRatio(measured(3000, 200), measured(1000, 100))
+	if r.RSSPerConn == nil || *r.RSSPerConn != 3 || r.NewClient == nil || *r.NewClient != 2 {
+		t.Fatalf("ratio: %+v", r)
+	}
+	if r := NewIdleRatio(measured(3000, 200), measured(0, 100)); r.RSSPerConn != nil {
+		t.Fatalf("comparator at 0 bytes per connection: %v, want none", *r.RSSPerConn)
+	}
+	if r := NewIdleRatio(IdleResult{NewClientServed: true, NewClientUs: 1}, IdleResult{NewClientServed: true, NewClientUs: 1}); r.RSSPerConn != nil {
+		t.Fatalf("memory not measured: %v, want none", *r.RSSPerConn)
 	}
 }

@@ -200,6 +200,7 @@ func (d *epollDriver) run(load *Load, stop *atomic.Bool, deadline time.Time, lim
 			lastScan = now
 			for _, w := range d.workers {
 				if w.ep.busy && now.Sub(w.ep.t0) > load.Timeout {
+					w.failed(os.ErrDeadlineExceeded)
 					d.fail(w, "connection %d: reading the reply to request %d: timeout, no reply within %v", w.id, w.seq-uint64(w.batch-w.ep.got), load.Timeout)
 					busy--
 				}
@@ -239,6 +240,7 @@ func (d *epollDriver) flush(w *worker) bool {
 		case unix.EAGAIN:
 			return d.watch(w, unix.EPOLLIN|unix.EPOLLOUT)
 		}
+		w.failed(err)
 		d.fail(w, "connection %d: writing request %d: %v", w.id, w.seq-uint64(w.batch), err)
 		return false
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -38,6 +39,39 @@ type IdleResult struct {
 	NewClientUs     float64     `json:"new_client_latency_us"`
 	StillOpen       int         `json:"still_open_after_hold"` // answered a second request after the hold
 	HoldSeconds     float64     `json:"hold_s"`
+}
+
+// IdleRatio is the target's idle figures divided by the comparator's; a
+// figure is null when the comparator's is not above 0 or was not measured
+// (memory needs a child server).
+type IdleRatio struct {
+	RSSPerConn *float64 `json:"rss_per_conn"`
+	NewClient  *float64 `json:"new_client_latency"`
+}
+
+// NewIdleRatio compares t with c.
+func NewIdleRatio(t, c IdleResult) *IdleRatio {
+	r := &IdleRatio{}
+	if t.RSSBefore != 0 && c.RSSBefore != 0 && c.RSSPerConn > 0 {
+		r.RSSPerConn = ratio(t.RSSPerConn, c.RSSPerConn)
+	}
+	if t.NewClientServed && c.NewClientServed && c.NewClientUs > 0 {
+		r.NewClient = ratio(t.NewClientUs, c.NewClientUs)
+	}
+	return r
+}
+
+// WriteText writes the ratio for people.
+func (r IdleRatio) WriteText(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "ratio server/comparator: bytes per connection %s, new client latency %s\n", timesOrWhy(r.RSSPerConn), timesOrWhy(r.NewClient))
+	return err
+}
+
+func timesOrWhy(r *float64) string {
+	if r == nil {
+		return "- (the comparator's figure is not above 0, or not measured)"
+	}
+	return fmt.Sprintf("%.2f×", *r)
 }
 
 // RunIdle performs an idle run against target. The caller raises the open

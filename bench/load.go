@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"echoadd/protocol"
+	"echoadd/suite/harness"
 )
 
 // Hard caps: whatever the caller asks, a run ends.
@@ -150,13 +153,21 @@ type Result struct {
 	Mix        string      `json:"mix"`
 	Payload    int         `json:"payload_bytes"`
 	Pipeline   int         `json:"pipeline"`
-	Elapsed    float64     `json:"elapsed_s"`
-	Requests   uint64      `json:"requests"` // replies received and checked
+	Elapsed    float64     `json:"elapsed_s"`          // the measured phase
+	Warmup     float64     `json:"warmup_s,omitempty"` // the warm-up as it ran: its batches in flight are finished, up to Timeout
+	Requests   uint64      `json:"requests"`           // replies received and checked
 	Errors     ErrorCounts `json:"errors"`
 	Throughput float64     `json:"throughput_rps"` // valid replies per second
 	Latency    Latency     `json:"latency_us"`
 	ServerCPU  *ServerCPU  `json:"server_cpu,omitempty"`
-	NewClient  *NewClient  `json:"new_client,omitempty"` // runs that last half their --duration
+	// CPUNotMeasured says why ServerCPU is absent: the server is not a
+	// child of this process, or the window is shorter than MinCPUWindow.
+	CPUNotMeasured string     `json:"server_cpu_not_measured,omitempty"`
+	NewClient      *NewClient `json:"new_client,omitempty"` // runs that last half their --duration
+	// Hints are advice for people about what went wrong on most
+	// connections: no reply at all, or replies that look like another
+	// framing.
+	Hints []string `json:"hints,omitempty"`
 }
 
 // NewClient is one more client that connects halfway through the measured
@@ -189,12 +200,23 @@ type Latency struct {
 }
 
 // ServerCPU is the server's user+system CPU time over the measured window.
-// /proc counts it in 10 ms ticks, so short runs are coarse.
+// /proc counts it in ticks (CPUTick), so it is given only for a window of
+// at least MinCPUWindow.
 type ServerCPU struct {
 	Seconds       float64 `json:"seconds"`
 	PerRequestUs  float64 `json:"per_request_us"`
 	UtilisationPc float64 `json:"utilisation_pct"` // of one core
 }
+
+// CPUTick is the unit of the CPU times /proc gives: USER_HZ, 100 on every
+// Linux architecture Go supports.
+const CPUTick = 10 * time.Millisecond
+
+// MinCPUWindow is the shortest measured window given a server CPU figure:
+// 100 ticks, so that the tick or so by which a reading can be off is at
+// most about 1% of one core. Below it the figure means nothing (a 2 ms run
+// could read as 500% of a core).
+const MinCPUWindow = 100 * CPUTick
 
 const maxExamples = 5
 
@@ -235,6 +257,43 @@ type worker struct {
 	hist    Histogram
 	done    atomic.Uint64 // valid replies in the measured phase
 	errs    *errorLog
+	replies uint64       // replies received, valid or not, in every phase
+	first   firstFailure // how the connection failed, if before any reply
+}
+
+// firstFailure is how a connection failed before its first reply: the
+// clues for Result.Hints.
+type firstFailure int
+
+const (
+	noFirstFailure   firstFailure = iota
+	firstSilent                   // the timeout passed with no byte received
+	firstClosed                   // the server closed the connection, no byte received
+	firstUndecodable              // bytes arrived that are no valid reply in the framing used
+	firstOther                    // a write failed, or another error
+)
+
+// failed notes err, the failure that ends the connection, if no reply had
+// arrived on it.
+func (w *worker) failed(err error) {
+	if w.replies > 0 || w.first != noFirstFailure {
+		return
+	}
+	var ne net.Error
+	var fe *protocol.FramingError
+	var te *protocol.TooLargeError
+	pending := w.rr != nil && w.rr.start < w.rr.end
+	switch {
+	case errors.As(err, &fe), errors.As(err, &te), errors.Is(err, io.ErrUnexpectedEOF),
+		pending && (errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())):
+		w.first = firstUndecodable
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		w.first = firstSilent
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		w.first = firstClosed
+	default:
+		w.first = firstOther
+	}
 }
 
 // Run puts load on target and returns the measured figures. It returns an
@@ -319,9 +378,17 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 
 	// Warm up on the same connections, unmeasured.
 	if load.Warmup > 0 {
-		phase(&stop, time.Now().Add(load.Warmup), 0, false)
+		t := time.Now()
+		phase(&stop, t.Add(load.Warmup), 0, false)
+		res.Warmup = time.Since(t).Seconds()
 		if stop.Load() {
 			return res, ctx.Err()
+		}
+	}
+	measuredConns := 0 // the connections the warm-up left
+	for _, w := range workers {
+		if (load.Driver == DriverEpoll && w.ep.fd >= 0) || (load.Driver != DriverEpoll && w.conn != nil) {
+			measuredConns++
 		}
 	}
 
@@ -384,16 +451,89 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("server CPU: %w", err)
 		}
-		sc := &ServerCPU{Seconds: (cpu1 - cpu0).Seconds()}
-		if done > 0 {
-			sc.PerRequestUs = sc.Seconds * 1e6 / float64(done)
-		}
-		if res.Elapsed > 0 {
-			sc.UtilisationPc = 100 * sc.Seconds / res.Elapsed
-		}
-		res.ServerCPU = sc
+		res.ServerCPU, res.CPUNotMeasured = serverCPU(cpu1-cpu0, end.Sub(start), done)
+	} else {
+		res.CPUNotMeasured = "the server is not a child of this process"
 	}
+	res.Hints = diagnose(ctx, workers, live, measuredConns, target.Addr, &load)
 	return res, nil
+}
+
+// serverCPU is the CPU figure of cpu time used over a window in which done
+// requests were answered, or why there is none.
+func serverCPU(cpu, window time.Duration, done uint64) (*ServerCPU, string) {
+	if window < MinCPUWindow {
+		return nil, fmt.Sprintf("not measurable: the %v window is shorter than %v, 100 ticks of the %v clock /proc counts CPU time in", window.Round(time.Microsecond), MinCPUWindow, CPUTick)
+	}
+	sc := &ServerCPU{Seconds: cpu.Seconds()}
+	if done > 0 {
+		sc.PerRequestUs = sc.Seconds * 1e6 / float64(done)
+	}
+	sc.UtilisationPc = 100 * sc.Seconds / window.Seconds()
+	return sc, ""
+}
+
+// diagnose says, for people, what most of the live connections had in
+// common when they failed before any reply: a framing hint when their
+// first replies could not be read (from a probe with the conformance
+// harness's client, which says which framing the replies look like), or
+// that no reply came at all.
+func diagnose(ctx context.Context, workers []*worker, live, measuredConns int, addr string, load *Load) []string {
+	var silent, closed, undecodable, replied int
+	for _, w := range workers {
+		switch w.first {
+		case firstSilent:
+			silent++
+		case firstClosed:
+			closed++
+		case firstUndecodable:
+			undecodable++
+		}
+		if w.replies > 0 {
+			replied++
+		}
+	}
+	var hints []string
+	switch {
+	case undecodable*2 > live:
+		what := fmt.Sprintf("%d of %d connections failed on their first reply, with bytes that are no %s reply", undecodable, live, load.Framing)
+		if h := probeFraming(ctx, addr, load); h != "" {
+			hints = append(hints, what+": "+h)
+		} else {
+			hints = append(hints, what+": is the server using another framing (--framing raw, len32 or varint)?")
+		}
+	case replied > 0:
+	case silent == live:
+		hints = append(hints, fmt.Sprintf("no reply within the %v timeout (--timeout) on any of the %d connections", load.Timeout, live))
+	case closed == live:
+		hints = append(hints, fmt.Sprintf("no reply: the server closed each of the %d connections without replying", live))
+	default:
+		hints = append(hints, fmt.Sprintf("no reply on any of the %d connections", live))
+	}
+	if measuredConns == 0 && load.Warmup > 0 {
+		hints = append(hints, "every connection failed during the warm-up: none was left to measure")
+	}
+	return hints
+}
+
+// probeFraming makes one echo request on a new connection with the
+// conformance harness's client and returns the framing hint of its verdict
+// ("the bytes received look like len32 framing ...: try --framing len32"),
+// or "" if it has none.
+func probeFraming(ctx context.Context, addr string, load *Load) string {
+	if ctx.Err() != nil {
+		return ""
+	}
+	c, err := harness.Dial(ctx, addr, harness.Options{Framing: load.Framing, Latency: load.Timeout, DialTimeout: load.Timeout, Name: "framing probe"})
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	var f *harness.Failure
+	if err := c.Echo("echoadd-bench framing probe"); errors.As(err, &f) {
+		return f.Hint
+	}
+	return ""
 }
 
 func newWorker(id int, load *Load, errs *errorLog) *worker {
@@ -432,7 +572,8 @@ func startWorkers(workers []*worker, stop *atomic.Bool, deadline time.Time, limi
 
 // loop runs batches until stop, the deadline, or limit requests (0: none).
 // Only a measured loop records latencies and counts. It returns when the
-// connection fails, after counting the failure.
+// connection fails, after counting the failure and closing the connection,
+// which later phases then skip (as the epoll driver's drop does).
 func (w *worker) loop(stop *atomic.Bool, deadline time.Time, limit int, measured bool) {
 	sent := 0
 	var ioDeadline time.Time
@@ -451,17 +592,25 @@ func (w *worker) loop(stop *atomic.Bool, deadline time.Time, limit int, measured
 		t0 := time.Now()
 		if _, err := w.conn.Write(w.wbuf); err != nil {
 			w.writeFailed(batch, err)
+			w.dropConn()
 			return
 		}
 		for j := range batch {
 			body, err := w.rr.Next()
 			if err != nil {
 				w.readFailed(batch-j, err)
+				w.dropConn()
 				return
 			}
 			w.check(j, body, t0, measured)
 		}
 	}
+}
+
+// dropConn closes a failed connection of the goroutine driver.
+func (w *worker) dropConn() {
+	w.conn.Close()
+	w.conn = nil
 }
 
 // fill encodes the next batch into wbuf, at most limit-sent requests when
@@ -494,7 +643,12 @@ func (w *worker) fill(limit, sent int) int {
 
 // check validates the reply to request j of the batch sent at t0.
 func (w *worker) check(j int, body []byte, t0 time.Time, measured bool) {
+	first := w.replies == 0
+	w.replies++
 	if err := checkReply(body, w.want[j]); err != nil {
+		if _, derr := protocol.DecodeReply(body); first && derr != nil && w.first == noFirstFailure {
+			w.first = firstUndecodable
+		}
 		w.errs.add(true, "connection %d, request %d: %v", w.id, w.seq-uint64(w.batch-j), err)
 		return
 	}
@@ -505,11 +659,13 @@ func (w *worker) check(j int, body []byte, t0 time.Time, measured bool) {
 }
 
 func (w *worker) writeFailed(batch int, err error) {
+	w.failed(err)
 	w.errs.add(false, "connection %d: writing request %d: %v", w.id, w.seq-uint64(batch), err)
 }
 
 // readFailed counts a failure to read the first of the last left replies.
 func (w *worker) readFailed(left int, err error) {
+	w.failed(err)
 	if errors.Is(err, io.EOF) {
 		err = fmt.Errorf("server closed the connection (EOF)")
 	}

@@ -23,6 +23,10 @@ type ServerSpec struct {
 	// StartTimeout bounds the wait for a started server to listen; 0 means
 	// DefaultStartTimeout.
 	StartTimeout time.Duration
+	// Started, if not nil, is called with each process started from
+	// Command, before any load is put on it: e.g. to kill it when the
+	// caller must stop at once.
+	Started func(*Process)
 }
 
 // CanChangeFraming reports whether the server can be run in any framing:
@@ -90,6 +94,9 @@ type Report struct {
 	Comparator string   `json:"comparator,omitempty"`
 	Rows       []Row    `json:"rows"`
 	Notes      []string `json:"notes,omitempty"`
+	// Interrupted marks partial results: the run was stopped (SIGINT)
+	// before its end. The caller sets it.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // Machine names where the figures were taken.
@@ -211,6 +218,9 @@ func start(ctx context.Context, s ServerSpec, f protocol.Framing) (*runningServe
 	p, err := StartServer(ctx, s.Command, f.String(), s.Output, s.StartTimeout)
 	if err != nil {
 		return nil, err
+	}
+	if s.Started != nil {
+		s.Started(p)
 	}
 	return &runningServer{target: p.Target(), proc: p}, nil
 }

@@ -35,13 +35,16 @@ func (r Report) WriteText(w io.Writer) error {
 		writeTable(ew, r.Rows)
 	}
 	for _, row := range r.Rows {
-		writeErrors(ew, row.Name+" on "+r.Server, row.Target.Errors)
+		writeErrors(ew, row.Name+" on "+r.Server, row.Target.Errors, row.Target.Hints)
 		if row.Comparator != nil {
-			writeErrors(ew, row.Name+" on "+r.Comparator, row.Comparator.Errors)
+			writeErrors(ew, row.Name+" on "+r.Comparator, row.Comparator.Errors, row.Comparator.Hints)
 		}
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(ew, "note: %s\n", n)
+	}
+	if r.Interrupted {
+		fmt.Fprintf(ew, "INTERRUPTED: partial results, %d case(s); the last one's figures cover only the part it ran\n", len(r.Rows))
 	}
 	return ew.err
 }
@@ -49,15 +52,22 @@ func (r Report) WriteText(w io.Writer) error {
 func writeSummary(w io.Writer, res Result) {
 	fmt.Fprintf(w, "target %s, %s framing, %d connections, mix echo:add %s, payload %d B, pipeline %d\n",
 		res.Target, res.Framing, res.Conns, res.Mix, res.Payload, res.Pipeline)
-	fmt.Fprintf(w, "requests    %d in %.2f s, %d errors (%d invalid replies, %d connection errors)\n",
-		res.Requests, res.Elapsed, res.Errors.Total(), res.Errors.Invalid, res.Errors.Connection)
+	warmup := ""
+	if res.Warmup > 0 {
+		warmup = fmt.Sprintf(" (after a %.2f s warm-up)", res.Warmup)
+	}
+	fmt.Fprintf(w, "requests    %d in %.2f s%s, %d errors (%d invalid replies, %d connection errors)\n",
+		res.Requests, res.Elapsed, warmup, res.Errors.Total(), res.Errors.Invalid, res.Errors.Connection)
 	fmt.Fprintf(w, "throughput  %.0f req/s\n", res.Throughput)
 	l := res.Latency
 	fmt.Fprintf(w, "latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", us(l.P50), us(l.P90), us(l.P99), us(l.P999), us(l.Max))
-	if c := res.ServerCPU; c != nil {
+	switch c := res.ServerCPU; {
+	case c != nil:
 		fmt.Fprintf(w, "server CPU  %.2f s (%.0f%% of one core), %.2f µs per request\n", c.Seconds, c.UtilisationPc, c.PerRequestUs)
-	} else {
-		fmt.Fprintf(w, "server CPU  not measured (the server is not a child of this process)\n")
+	case strings.HasPrefix(res.CPUNotMeasured, "not measurable"):
+		fmt.Fprintf(w, "server CPU  %s\n", res.CPUNotMeasured)
+	default:
+		fmt.Fprintf(w, "server CPU  not measured (%s)\n", res.CPUNotMeasured)
 	}
 	switch n := res.NewClient; {
 	case n == nil:
@@ -93,13 +103,15 @@ func writeTable(w io.Writer, rows []Row) {
 	tw.Flush()
 }
 
-func writeErrors(w io.Writer, what string, e ErrorCounts) {
-	if e.Total() == 0 {
-		return
+func writeErrors(w io.Writer, what string, e ErrorCounts, hints []string) {
+	if e.Total() > 0 {
+		fmt.Fprintf(w, "ERRORS in %s: %d invalid replies, %d connection errors; first ones:\n", what, e.Invalid, e.Connection)
+		for _, ex := range e.Examples {
+			fmt.Fprintf(w, "  - %s\n", ex)
+		}
 	}
-	fmt.Fprintf(w, "ERRORS in %s: %d invalid replies, %d connection errors; first ones:\n", what, e.Invalid, e.Connection)
-	for _, ex := range e.Examples {
-		fmt.Fprintf(w, "  - %s\n", ex)
+	for _, h := range hints {
+		fmt.Fprintf(w, "hint: %s\n", h)
 	}
 }
 
@@ -153,7 +165,7 @@ func (r IdleResult) WriteText(w io.Writer) error {
 		fmt.Fprintf(ew, "server RSS  not measured (the server is not a child of this process)\n")
 	}
 	fmt.Fprintf(ew, "%d of %d connections still answered after the hold\n", r.StillOpen, r.Opened)
-	writeErrors(ew, "the idle run", r.Errors)
+	writeErrors(ew, "the idle run", r.Errors, nil)
 	return ew.err
 }
 

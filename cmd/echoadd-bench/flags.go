@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -44,6 +45,7 @@ type options struct {
 	version      bool
 
 	changed func(name string) bool
+	started func(*bench.Process) // told of every server started here (run sets it)
 }
 
 const usageHead = `Usage: echoadd-bench [flags]
@@ -56,6 +58,19 @@ is --target, or --server-cmd started here, or else the bundled reference
 server is started here.
 
 Flags:
+`
+
+const usageTail = `
+Exit status:
+  0    the run went through and every reply was right
+  1    the server's replies had errors (invalid replies, connection errors, a new
+       client not served); the report shows them
+  2    the run could not be made: no server found, a server that did not start,
+       no connection, a file that could not be written
+  3    usage error
+  130  interrupted by SIGINT (143: SIGTERM): the partial results are written, marked
+       "INTERRUPTED" (JSON: "interrupted": true); a second signal stops at once,
+       without results
 `
 
 func newFlagSet(o *options) *pflag.FlagSet {
@@ -110,12 +125,43 @@ func parse(args []string, w io.Writer) (*options, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	// Before any load: a run of minutes must not end in "cannot write".
+	if o.plot != "" {
+		if err := checkWritable(o.plot); err != nil {
+			return nil, fmt.Errorf("--plot: %w", err)
+		}
+	}
+	o.started = func(*bench.Process) {}
 	return o, nil
+}
+
+// checkWritable makes sure the file at path can be written, and leaves it
+// as it was: an existing file is opened for writing without truncation; a
+// new one is created, exclusively, and removed.
+func checkWritable(path string) error {
+	_, err := os.Lstat(path)
+	if err == nil {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(path)
 }
 
 func writeUsage(w io.Writer, fs *pflag.FlagSet) {
 	fmt.Fprint(w, usageHead)
 	fmt.Fprint(w, fs.FlagUsagesWrapped(100))
+	fmt.Fprint(w, usageTail)
 }
 
 // validate holds every cross-flag rule.

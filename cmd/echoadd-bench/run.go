@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 
 	"echoadd/bench"
@@ -17,11 +18,14 @@ import (
 	"echoadd/protocol"
 )
 
-// Exit codes.
+// Exit statuses, as --help documents them (usageTail); the first four are
+// echoadd-conform's.
 const (
-	exitOK     = 0
-	exitFailed = 1 // errors in the replies, or the run could not be made
-	exitUsage  = 2
+	exitOK          = 0
+	exitFailed      = 1 // the server's replies had errors
+	exitNotRun      = 2 // the run could not be made: no server, no connection
+	exitUsage       = 3
+	exitInterrupted = 130 // 128 + SIGINT; SIGTERM gives 143
 )
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -40,13 +44,107 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "echoadd-bench %s %s\n", version.String(), runtime.Version())
 		return exitOK
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := execute(ctx, o, stdout, stderr); err != nil {
+	stderr = &lockedWriter{w: stderr} // the interrupt watcher writes too
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	in := watchInterrupts(cancel, stderr)
+	defer in.stop()
+	o.started = in.started
+	err = execute(ctx, o, stdout, stderr)
+	if sig := in.signal(); sig != 0 {
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errReplies) {
+			fmt.Fprintf(stderr, "echoadd-bench: %v\n", err)
+		}
+		return 128 + int(sig)
+	}
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errReplies):
 		fmt.Fprintf(stderr, "echoadd-bench: %v\n", err)
 		return exitFailed
 	}
-	return exitOK
+	fmt.Fprintf(stderr, "echoadd-bench: %v\n", err)
+	return exitNotRun
+}
+
+// interrupts turns the first SIGINT or SIGTERM into a cancelled context
+// (the run stops after the requests in flight and reports what it has) and
+// a second into an exit at once, after killing the servers started here.
+type interrupts struct {
+	sigs chan os.Signal
+	done chan struct{}
+
+	mu      sync.Mutex
+	got     syscall.Signal   // the first signal; 0 while none came
+	servers []*bench.Process // started here, to kill on a second signal
+}
+
+func watchInterrupts(cancel func(), stderr io.Writer) *interrupts {
+	in := &interrupts{sigs: make(chan os.Signal, 2), done: make(chan struct{})}
+	signal.Notify(in.sigs, os.Interrupt, syscall.SIGTERM)
+	go in.watch(cancel, stderr)
+	return in
+}
+
+func (in *interrupts) watch(cancel func(), stderr io.Writer) {
+	var sig os.Signal
+	select {
+	case sig = <-in.sigs:
+	case <-in.done:
+		return
+	}
+	in.mu.Lock()
+	in.got = sig.(syscall.Signal)
+	in.mu.Unlock()
+	fmt.Fprintf(stderr, "echoadd-bench: %v: stopping after the requests in flight (at most --timeout), then the partial results; interrupt again to stop at once\n", sig)
+	cancel()
+	select {
+	case <-in.sigs:
+	case <-in.done:
+		return
+	}
+	in.mu.Lock()
+	servers := in.servers
+	in.mu.Unlock()
+	for _, p := range servers {
+		if p.Running() {
+			p.Kill()
+		}
+	}
+	fmt.Fprintf(stderr, "echoadd-bench: interrupted again: stopped at once, no results\n")
+	os.Exit(128 + int(in.got))
+}
+
+// started records a server started here.
+func (in *interrupts) started(p *bench.Process) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.servers = append(in.servers, p)
+}
+
+// signal is the first signal received, or 0.
+func (in *interrupts) signal() syscall.Signal {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.got
+}
+
+func (in *interrupts) stop() {
+	signal.Stop(in.sigs)
+	close(in.done)
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // errReplies is returned when the run went through but the server's replies
@@ -67,6 +165,7 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		baseline = &bench.ServerSpec{
 			Name:    "comparator",
 			Command: bench.ShellQuote(self) + " comparator --listen 127.0.0.1:{port} --framing {framing}",
+			Started: o.started,
 		}
 		if o.serverOutput {
 			baseline.Output = stderr
@@ -99,7 +198,8 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	rep, err := bench.RunCases(ctx, cases, server, baseline)
 	rep.Notes = append(rep.Notes, notes...)
-	if len(rep.Rows) > 0 {
+	rep.Interrupted = ctx.Err() != nil // only a signal cancels ctx
+	if len(rep.Rows) > 0 || rep.Interrupted {
 		if werr := writeReport(o, rep, stdout); werr != nil {
 			return werr
 		}
@@ -155,6 +255,9 @@ type idleReport struct {
 	Server     string            `json:"server"`
 	Target     bench.IdleResult  `json:"target"`
 	Comparator *bench.IdleResult `json:"comparator,omitempty"`
+	Ratio      *bench.IdleRatio  `json:"ratio,omitempty"` // server/comparator, with --baseline
+	// Interrupted marks partial results: the run was stopped (SIGINT).
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 func executeIdle(ctx context.Context, o *options, server bench.ServerSpec, baseline *bench.ServerSpec, stdout, stderr io.Writer) error {
@@ -176,6 +279,7 @@ func executeIdle(ctx context.Context, o *options, server bench.ServerSpec, basel
 			if err != nil {
 				return bench.IdleResult{}, err
 			}
+			o.started(p)
 			defer p.Stop(0)
 			target = p.Target()
 		}
@@ -184,13 +288,15 @@ func executeIdle(ctx context.Context, o *options, server bench.ServerSpec, basel
 	if rep.Target, err = one(server); err != nil {
 		return err
 	}
-	if baseline != nil {
+	if baseline != nil && ctx.Err() == nil {
 		c, err := one(*baseline)
 		if err != nil {
 			return err
 		}
 		rep.Comparator = &c
+		rep.Ratio = bench.NewIdleRatio(rep.Target, c)
 	}
+	rep.Interrupted = ctx.Err() != nil // only a signal cancels ctx
 	if o.json {
 		if err := bench.WriteJSON(stdout, rep); err != nil {
 			return err
@@ -205,7 +311,17 @@ func executeIdle(ctx context.Context, o *options, server bench.ServerSpec, basel
 			if err := rep.Comparator.WriteText(stdout); err != nil {
 				return err
 			}
+			fmt.Fprintln(stdout)
+			if err := rep.Ratio.WriteText(stdout); err != nil {
+				return err
+			}
 		}
+		if rep.Interrupted {
+			fmt.Fprintf(stdout, "INTERRUPTED: partial results\n")
+		}
+	}
+	if rep.Interrupted {
+		return nil // the exit status says so
 	}
 	for _, r := range []*bench.IdleResult{&rep.Target, rep.Comparator} {
 		if r != nil && (r.Errors.Total() > 0 || !r.NewClientServed) {
@@ -235,7 +351,7 @@ func serverSpec(o *options, stderr io.Writer) (bench.ServerSpec, error) {
 	case o.target != "":
 		return bench.ServerSpec{Addr: o.target}, nil
 	case o.serverCmd != "":
-		return bench.ServerSpec{Command: o.serverCmd, Output: out, StartTimeout: o.startTimeout}, nil
+		return bench.ServerSpec{Command: o.serverCmd, Output: out, StartTimeout: o.startTimeout, Started: o.started}, nil
 	}
 	bin, err := findServerBinary(o.serverBin)
 	if err != nil {
@@ -246,6 +362,7 @@ func serverSpec(o *options, stderr io.Writer) (bench.ServerSpec, error) {
 		Command:      bench.ShellQuote(bin) + " --listen 127.0.0.1:{port} --framing {framing}",
 		Output:       out,
 		StartTimeout: o.startTimeout,
+		Started:      o.started,
 	}, nil
 }
 
