@@ -140,6 +140,7 @@ type windows struct {
 	overload  harness.Window // EA-LIM-5: a connection above the limit gets its Error reply within it
 	reopen    time.Duration  // EA-LIM-5: a connection is served within it of a served one closing
 	cpuWindow time.Duration  // EA-CONC-4: how long idle CPU time is measured
+	alive     harness.Window // after a failed spec: a fresh connection's echo gets anything at all within it, or the target stopped answering
 	spec      time.Duration  // no spec runs longer (but those that wait out the idle timeout)
 }
 
@@ -163,6 +164,7 @@ func (c Config) windows() windows {
 		overload:  harness.Window{Name: "overload reply", D: s(time.Second)},
 		reopen:    s(2 * time.Second),
 		cpuWindow: time.Second,
+		alive:     harness.Window{Name: "liveness", D: s(3 * time.Second)},
 		spec:      s(30 * time.Second),
 	}
 }

@@ -31,6 +31,17 @@
 // (labelled "lifecycle": shutdown, restart, idle CPU) start a fresh process
 // each and skip against a Target ("needs --server-cmd").
 //
+// After a spec that talks to the shared server fails, a fresh connection
+// sends it one echo request (session.go, checkAnswering). If that connect
+// does not complete, or nothing at all comes back, within the liveness
+// window (3 s x scale), the target has stopped answering: the specs after
+// it that need the shared server skip at once, "not judged: the target
+// stopped answering: <the first failure>", instead of each waiting out its
+// own timeouts (a run against a dead target ends in seconds, not ten
+// minutes). MUST specs still run until one has failed, so such a run is
+// never CONFORMANT. A server that answers anything (late, wrong, an Error,
+// a close) is judged on every spec.
+//
 // # Labels and failure messages
 //
 // Every spec carries Label(IDs..., level, section): the requirement IDs it
@@ -48,6 +59,8 @@
 // EA-ECHO-1), for a wrong sum the one of EA-ADD-1/2/3; for a close with a
 // reply due EA-CONN-3, and for no reply EA-CONN-1, unless the spec checks
 // a requirement that the request be served (EA-MAL-1, EA-CONC-3, ...).
+// An Error CODE_OVERLOADED to one of EA-CONC-1's 100 clients is EA-CONC-1's
+// (the server refused a client at its connection limit).
 // "(checking ...)" follows with the spec's own IDs when they differ. A
 // spec's own check, or a harness check that cannot tell, names the spec's
 // IDs. A framing hint may follow ("try --framing len32"), then the

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
+	ginkgotypes "github.com/onsi/ginkgo/v2/types"
 	"github.com/onsi/gomega/types"
 
+	"echoadd/protocol"
 	"echoadd/suite/harness"
 )
 
@@ -100,17 +102,117 @@ type session struct {
 }
 
 // begin starts a spec's session; every connection it opens is closed when
-// the spec ends.
+// the spec ends. A spec that talks to the shared server skips at once once
+// that server has stopped answering (see checkAnswering).
 func begin(ctx context.Context) *session {
 	cfg := Current()
 	s := &session{ctx: ctx, cfg: cfg, w: cfg.windows()}
+	usesShared := !slices.Contains(CurrentSpecReport().Labels(), lifecycle)
+	if usesShared {
+		skipIfStopped()
+	}
 	if cfg.Transcript != nil {
 		fmt.Fprintf(cfg.Transcript, "=== %s\n", CurrentSpecReport().FullText())
 	}
+	if usesShared {
+		// Registered first, so it runs last (DeferCleanup runs in reverse
+		// order): after closeAll, so that a server serving one client at a
+		// time is free to answer the probe.
+		DeferCleanup(checkAnswering, cfg.Framing, s.w.alive)
+	}
 	DeferCleanup(s.closeAll)
-	DeferCleanup(awaitCrash, s.w.quiet.D) // runs after closeAll
+	DeferCleanup(awaitCrash, s.w.quiet.D) // runs first: before closeAll (reverse order)
 	restartIfGone(ctx, cfg)
 	return s
+}
+
+// answering records whether the shared server still answers at all. A
+// target that accepts connections (or leaves them in its backlog) and never
+// replies would make every spec wait out its own timeouts, minutes in all;
+// instead, once a spec has failed and a fresh connection then gets nothing
+// at all, the specs after it that need the shared server skip at once,
+// naming that first failure. MUST specs still run until one has failed
+// (or the harness has), so that a run that stopped answering is never
+// CONFORMANT. A server that is slow, wrong, or crashed (it refuses or
+// resets) is answering: every spec judges it.
+var answering struct {
+	mu      sync.Mutex
+	stopped string // "": still answering; else the first failure and what the probe saw
+	decided bool   // a spec failed on a MUST requirement, or the harness failed: the run is not CONFORMANT
+}
+
+// stoppedPrefix starts the skip reason of a spec not run because the
+// target stopped answering.
+const stoppedPrefix = "not judged: the target stopped answering: "
+
+// skipIfStopped skips the running spec if the shared server has stopped
+// answering, unless it is a MUST spec and none has failed yet. A started
+// server that has exited since is started again (restartIfGone) and
+// judged afresh.
+func skipIfStopped() {
+	answering.mu.Lock()
+	defer answering.mu.Unlock()
+	if answering.stopped == "" {
+		return
+	}
+	if _, p := sharedTarget(); p != nil && !p.Running() {
+		answering.stopped = ""
+		return
+	}
+	if answering.decided || !slices.Contains(CurrentSpecReport().Labels(), "must") {
+		Skip(stoppedPrefix + answering.stopped)
+	}
+}
+
+// checkAnswering runs when a spec that talks to the shared server ends. If
+// the spec failed, it checks that the server still answers anything at all
+// on a fresh connection within w (harness.Unanswering); if it does not,
+// the specs after this one skip (skipIfStopped).
+func checkAnswering(framing protocol.Framing, w harness.Window) {
+	r := CurrentSpecReport()
+	if !r.Failed() || r.State.Is(ginkgotypes.SpecStateInterrupted|ginkgotypes.SpecStateAborted) {
+		return
+	}
+	first, _, _ := strings.Cut(r.Failure.Message, "\n")
+	answering.mu.Lock()
+	if failsMust(first, r.Labels()) {
+		answering.decided = true
+	}
+	stopped := answering.stopped != ""
+	answering.mu.Unlock()
+	addr, p := sharedTarget()
+	if stopped || (p != nil && !p.Running()) {
+		return // a crash is restartIfGone's
+	}
+	what := harness.Unanswering(context.Background(), addr, framing, w)
+	if what == "" || (p != nil && !p.Running()) {
+		return
+	}
+	answering.mu.Lock()
+	defer answering.mu.Unlock()
+	answering.stopped = fmt.Sprintf("%s (in %q); then %s", first, r.FullText(), what)
+	AddReportEntry("target stopped answering", "after this spec failed, "+what+"; the specs that follow skip")
+}
+
+// failsMust reports whether a failure whose first line is first, in a spec
+// labelled labels, makes the run NOT CONFORMANT (or a harness error): it
+// names a MUST requirement, or it names none and the spec is a MUST one.
+func failsMust(first string, labels []string) bool {
+	if strings.HasPrefix(first, harnessErrorPrefix) {
+		return true
+	}
+	head, _, _ := strings.Cut(first, ":")
+	head, _, _ = strings.Cut(head, " (checking")
+	named := false
+	for _, id := range strings.Fields(head) {
+		if l, ok := levels[id]; ok {
+			named = true
+			if l == "must" {
+				return true
+			}
+		}
+	}
+	return !named && slices.Contains(labels, "must")
 }
 
 // awaitCrash gives a shared server that a failed spec may have crashed a

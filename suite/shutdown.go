@@ -109,6 +109,11 @@ func stopInBackground(p *harness.Process, sig syscall.Signal, grace time.Duratio
 // checkExit holds a stopped server to EA-STOP-4.
 func checkExit(s *session, p *harness.Process, e harness.Exit) {
 	if e.Code != 0 || e.Killed || e.After > s.w.grace {
-		s.fail(nil, []string{"EA-STOP-4"}, e.String(), fmt.Sprintf("exit status 0 within %v of the signal", s.w.grace), p.OutputSection())
+		var details []string
+		if hint := p.ShellHint(e); hint != "" {
+			details = append(details, "hint: "+hint)
+		}
+		details = append(details, p.OutputSection())
+		s.fail(nil, []string{"EA-STOP-4"}, e.String(), fmt.Sprintf("exit status 0 within %v of the signal", s.w.grace), details...)
 	}
 }

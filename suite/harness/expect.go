@@ -413,7 +413,9 @@ func (c *Client) checkKind(r *Reply, kind, want string) error {
 	if r.request != nil {
 		got = fmt.Sprintf("%s to a %d-byte request", r, r.request.size)
 	}
-	return c.fail(nil, got, want).breaks(refusal(r))
+	f := c.fail(nil, got, want).breaks(refusal(r))
+	f.Refusal = r
+	return f
 }
 
 // ExpectKind checks that r, a reply to a request, sets kind (echo_message

@@ -26,6 +26,11 @@ type Failure struct {
 	Got, Want string
 	// Hint is advice for people, e.g. which --framing the replies look like.
 	Hint string
+	// Refusal is the Error reply a valid request got where its success
+	// reply was due, when that is what the check rejected; a spec may know
+	// better what it means (CODE_OVERLOADED: a client refused at the
+	// server's connection limit).
+	Refusal *Reply
 	// Transcript is the connection's transcript when the check failed.
 	Transcript string
 }

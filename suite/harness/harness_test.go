@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/signal"
@@ -460,4 +461,126 @@ func TestStart(t *testing.T) {
 			t.Fatalf("got %v", e)
 		}
 	})
+}
+
+// testListener listens on a random 127.0.0.1 port between 20000 and 29999.
+func testListener(t *testing.T) net.Listener {
+	t.Helper()
+	for range 50 {
+		port := 20000 + rand.IntN(10000)
+		if l, err := net.Listen("tcp", "127.0.0.1:"+itoa(port)); err == nil {
+			t.Cleanup(func() { l.Close() })
+			return l
+		}
+	}
+	t.Fatal("no free port in 20000-29999 after 50 tries")
+	return nil
+}
+
+// serveOne is fakeServer on a testListener.
+func serveOne(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	l := testListener(t)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		handle(c)
+	}()
+	return l.Addr().String()
+}
+
+func TestUnanswering(t *testing.T) {
+	w := Window{Name: "liveness", D: 200 * time.Millisecond}
+	serve := serveOne
+	echo := replyWith(func(r *protocol.ClientMessage) []byte {
+		return encode(protocol.EchoReply(r.GetEchoMessage().GetContent()))
+	})
+	closed := testListener(t)
+	refused := closed.Addr().String()
+	closed.Close()
+	for _, tc := range []struct {
+		name   string
+		addr   func(t *testing.T) string
+		silent bool
+	}{
+		{"answers", func(t *testing.T) string { return serve(t, echo) }, false},
+		{"answers wrongly", func(t *testing.T) string {
+			return serve(t, replyWith(func(*protocol.ClientMessage) []byte { return encode(protocol.AddReply(1)) }))
+		}, false},
+		{"closes", func(t *testing.T) string { return serve(t, func(net.Conn) {}) }, false},
+		{"refuses", func(t *testing.T) string { return refused }, false},
+		{"reads, never replies", func(t *testing.T) string {
+			return serve(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := tc.addr(t)
+			start := time.Now()
+			got := Unanswering(context.Background(), addr, protocol.Raw, w)
+			if (got != "") != tc.silent {
+				t.Errorf("Unanswering = %q, want silent %v", got, tc.silent)
+			}
+			if took := time.Since(start); took > 2*w.D+time.Second {
+				t.Errorf("took %v, want at most twice %v", took, w.D)
+			}
+		})
+	}
+}
+
+func TestShellHint(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, command string
+		hint          bool
+	}{
+		{"cd && server: the shell dies of SIGTERM", "cd / && HARNESS_HELPER=serve " + os.Args[0] + " {port}", true},
+		{"cd && exec server", "cd / && HARNESS_HELPER=serve exec " + os.Args[0] + " {port}", false},
+		{"a simple command, exec'd by the harness", "env HARNESS_HELPER=serve " + os.Args[0] + " {port}", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Start(ctx, StartOptions{Command: tc.command})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := p.Stop(5 * time.Second)
+			if hint := p.ShellHint(e); (hint != "") != tc.hint {
+				t.Errorf("exit %v: ShellHint = %q, want a hint %v", e, hint, tc.hint)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		command string
+		want    bool
+	}{
+		{"./server {port}", false},
+		{"exec ./server {port}", false},
+		{"cd x && ./server {port}", true},
+		{"cd x && exec ./server {port}", false},
+		{"cd x;exec ./server {port}", false},
+		{"./server {port} | tee log", true},
+		{"PORT={port} ./server", true},
+	} {
+		if got := underShell(tc.command); got != tc.want {
+			t.Errorf("underShell(%q) = %v, want %v", tc.command, got, tc.want)
+		}
+	}
+}
+
+func TestRefusal(t *testing.T) {
+	overloaded := replyWith(func(*protocol.ClientMessage) []byte {
+		return encode(protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, "at the limit"))
+	})
+	f := failureOf(t, dial(t, serveOne(t, overloaded)).Echo("refused"))
+	if f.Refusal == nil || f.Refusal.Msg.GetError().GetCode() != protocol.Code_CODE_OVERLOADED {
+		t.Errorf("Refusal = %v, want the Error CODE_OVERLOADED reply", f.Refusal)
+	}
+	checkBlame(t, f, []string{"EA-CONC-1"}, "EA-MSG-1") // the spec says better (suite.refusedAtLimit)
+
+	wrong := replyWith(func(*protocol.ClientMessage) []byte { return encode(protocol.AddReply(1)) })
+	if f := failureOf(t, dial(t, serveOne(t, wrong)).Echo("wrong kind")); f.Refusal != nil {
+		t.Errorf("Refusal = %v for a success reply of the wrong kind, want nil", f.Refusal)
+	}
 }

@@ -10,11 +10,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
 )
 
 // StartOptions describe a server process for Start.
@@ -41,9 +43,10 @@ type Process struct {
 	out  *tailBuffer
 	done chan struct{} // closed once the process has exited and exit is set
 
-	exitMu   sync.Mutex // guards exit, stopping
+	exitMu   sync.Mutex // guards exit, stopping, sent
 	exit     Exit
-	stopping time.Time // when Stop sent SIGTERM; zero before
+	stopping time.Time      // when Stop sent SIGTERM; zero before
+	sent     syscall.Signal // the stop signal StopWith sent first; 0 before
 	killed   bool
 }
 
@@ -84,6 +87,33 @@ func execLast(command string) string {
 		return command
 	}
 	return "exec " + trimmed
+}
+
+// ShellHint explains e, how the process ended after Stop or StopWith, when
+// the stop signal itself ended it and the command keeps sh between the
+// harness and the server (shell syntax, no exec; execLast leaves it alone):
+// then the process that died of the signal is most likely the shell, and
+// its exit, not the server's, is what e says. It returns "" otherwise.
+func (p *Process) ShellHint(e Exit) string {
+	p.exitMu.Lock()
+	sent := p.sent
+	p.exitMu.Unlock()
+	if sent == 0 || e.Signal != sent.String() || !underShell(p.Command) {
+		return ""
+	}
+	return "the command runs under sh -c and is not a simple command, so the signal ended the shell, not the server, " +
+		"and the exit above is the shell's: write exec yourself, e.g. `cd dir && exec ./server {port}`"
+}
+
+// underShell reports whether sh -c command keeps running as the shell, the
+// server its child: command has shell syntax, which execLast leaves alone,
+// and no exec anywhere.
+func underShell(command string) bool {
+	if execLast(command) != command {
+		return false
+	}
+	words := strings.FieldsFunc(command, func(r rune) bool { return unicode.IsSpace(r) || strings.ContainsRune(";&|()`", r) })
+	return !slices.Contains(words, "exec")
 }
 
 // FreePort returns a 127.0.0.1 TCP port that was free a moment ago.
@@ -217,7 +247,7 @@ func (p *Process) Stop(grace time.Duration) Exit { return p.StopWith(syscall.SIG
 func (p *Process) StopWith(sig syscall.Signal, grace time.Duration) Exit {
 	p.exitMu.Lock()
 	if p.stopping.IsZero() && p.Running() {
-		p.stopping = time.Now()
+		p.stopping, p.sent = time.Now(), sig
 	}
 	p.exitMu.Unlock()
 	p.Signal(sig) //nolint:errcheck // ESRCH only: already gone

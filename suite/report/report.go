@@ -66,8 +66,14 @@ type Report struct {
 	ExitCode      int               `json:"exit_code"`          // the runner's exit status
 	ServerOutput  string            `json:"server_output"`      // captured output of a started server (tail)
 
-	// What AddGinkgo saw: the requirement IDs of every spec built for this
-	// run, selected or not, and whether the run stopped before its end.
+	seen runNotes // what AddGinkgo saw; not part of the JSON
+}
+
+// runNotes are what AddGinkgo saw of the run: whether the suite ran, the
+// requirement IDs of every spec built for it, selected or not, and whether
+// it stopped before its end.
+type runNotes struct {
+	ran          bool
 	built        map[string]bool
 	stoppedEarly bool
 	interrupted  bool
@@ -142,7 +148,7 @@ func New(m Meta) *Report {
 		Started:       m.Started,
 		Specs:         []Spec{},
 		HarnessErrors: []string{},
-		built:         map[string]bool{},
+		seen:          runNotes{built: map[string]bool{}},
 	}
 }
 
@@ -156,17 +162,18 @@ func (r *Report) AddHarnessError(format string, args ...any) {
 // suite failures (suite timeout) into harness errors. An interrupt (SIGINT)
 // is no verdict on the target: the run's verdict is then INTERRUPTED.
 func (r *Report) AddGinkgo(g types.Report) {
+	r.seen.ran = true
 	for _, sr := range g.SpecReports {
 		if sr.LeafNodeType != types.NodeTypeIt {
 			if sr.State.Is(types.SpecStateFailureStates) && sr.State != types.SpecStateInterrupted {
 				r.AddHarnessError("%s failed: %s", sr.LeafNodeType, firstLine(sr.Failure.Message))
-				r.stoppedEarly = true
+				r.seen.stoppedEarly = true
 			}
 			continue
 		}
 		ids, _ := Classify(sr.Labels())
 		for _, id := range ids {
-			r.built[id] = true
+			r.seen.built[id] = true
 		}
 		if sr.State == types.SpecStateSkipped && sr.Failure.Message == "" {
 			continue // filtered out, or not reached after a BeforeSuite failure or an interrupt
@@ -174,9 +181,9 @@ func (r *Report) AddGinkgo(g types.Report) {
 		r.Specs = append(r.Specs, specOf(sr))
 	}
 	for _, reason := range g.SpecialSuiteFailureReasons {
-		r.stoppedEarly = true
+		r.seen.stoppedEarly = true
 		if reason == interruptedByUser {
-			r.interrupted = true
+			r.seen.interrupted = true
 			continue
 		}
 		r.AddHarnessError("suite: %s", reason)
@@ -185,7 +192,11 @@ func (r *Report) AddGinkgo(g types.Report) {
 
 // Built reports whether the suite built a spec for the requirement id in
 // this run, selected or not.
-func (r *Report) Built(id string) bool { return r.built[id] }
+func (r *Report) Built(id string) bool { return r.seen.built[id] }
+
+// notJudgedPrefix starts the reason of a spec the suite skipped because of
+// an earlier failure, rather than because it does not apply.
+const notJudgedPrefix = "not judged: "
 
 // interruptedByUser is Ginkgo's special suite failure reason for SIGINT.
 const interruptedByUser = "Interrupted by User"
@@ -319,7 +330,7 @@ func (r *Report) Finish(finished time.Time, cat []Requirement) {
 	}
 
 	switch {
-	case r.interrupted:
+	case r.seen.interrupted:
 		r.Verdict, r.ExitCode = Interrupted, ExitInterrupted
 	case len(r.HarnessErrors) > 0:
 		r.Verdict, r.ExitCode = HarnessError, ExitHarnessError
@@ -346,7 +357,7 @@ func (r *Report) Unchecked() []Verdict {
 		}
 		switch {
 		case v.Verdict == Skipped && otherFraming.MatchString(v.Reason):
-		case v.Verdict == NotRun && !r.built[v.ID]:
+		case v.Verdict == NotRun && r.seen.ran && !r.seen.built[v.ID]:
 		case v.Verdict == Skipped || v.Verdict == NotJudged || v.Verdict == NotRun:
 			out = append(out, v)
 		}
@@ -384,6 +395,12 @@ func (r *Report) verdictFor(req Requirement) Verdict {
 			if notJudged == "" {
 				notJudged = fmt.Sprintf("not judged: %s failed on %s", s.Name, strings.Join(s.FailedIDs, " "))
 			}
+		case s.State == "skipped" && strings.HasPrefix(s.Reason, notJudgedPrefix):
+			// The suite skipped it after an earlier failure (the target
+			// stopped answering): nothing about this requirement was seen.
+			if notJudged == "" {
+				notJudged = s.Reason
+			}
 		case s.State == "passed":
 			v.Passed++
 		case s.State == "skipped" && skipReason == "":
@@ -420,11 +437,13 @@ func (r *Report) verdictFor(req Requirement) Verdict {
 // notRunReason says why a requirement had no spec in the run.
 func (r *Report) notRunReason(id string) string {
 	switch {
-	case !r.built[id]:
+	case !r.seen.ran:
+		return "not run: the target could not be tested (see the harness errors)"
+	case !r.seen.built[id]:
 		return fmt.Sprintf("no spec for %s framing and these flags", r.Framing)
-	case r.interrupted:
+	case r.seen.interrupted:
 		return "not reached: the run was interrupted"
-	case r.stoppedEarly:
+	case r.seen.stoppedEarly:
 		return "not reached: the run stopped early (see the harness errors)"
 	}
 	return "not selected (--label-filter, --focus)"

@@ -102,6 +102,12 @@ func TestVerdicts(t *testing.T) {
 			exit:  ExitNotConformant,
 		},
 		{
+			name:  "a spec skipped after an earlier failure is not judged, not skipped",
+			specs: []types.SpecReport{it("add", types.SpecStateFailed, "EA-ADD-1: no reply within 2s", "EA-ADD-1", "must"), it("echo", types.SpecStateSkipped, "not judged: the target stopped answering: EA-ADD-1: no reply within 2s", "EA-ECHO-1", "must")},
+			want:  map[string]string{"EA-ECHO-1": NotJudged, "EA-ADD-1": Fail, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
+			exit:  ExitNotConformant,
+		},
+		{
 			name:  "failure counted against the IDs its message names",
 			specs: []types.SpecReport{it("echo late", types.SpecStateFailed, "EA-ADD-1 (checking EA-ECHO-1): got a reply after 1.5s, want within 1s", "EA-ECHO-1", "must"), it("timeout", types.SpecStateFailed, "EA-LIM-3 EA-ERR-1: got nothing", "EA-LIM-3", "should")},
 			want:  map[string]string{"EA-ECHO-1": NotJudged, "EA-ADD-1": Fail, "EA-ERR-1": NonStrict, "EA-LIM-3": NonStrict, "EA-LIM-4": NotRun},
@@ -169,7 +175,7 @@ func TestJSONRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := *r
-	want.built = nil // AddGinkgo's notes, not part of the JSON
+	want.seen = runNotes{} // not part of the JSON
 	if !reflect.DeepEqual(back, want) {
 		t.Errorf("round trip changed the report:\n got %+v\nwant %+v", back, *r)
 	}
@@ -242,6 +248,14 @@ func TestNotRunReasons(t *testing.T) {
 	}
 	if got := reasons["EA-ERR-1"]; got != "no spec for raw framing and these flags" {
 		t.Errorf("not built: %q", got)
+	}
+
+	// The runner found the target unreachable and ran nothing.
+	r = New(Meta{Framing: "raw", Target: "t"})
+	r.AddHarnessError("target t unreachable")
+	r.Finish(time.Unix(10, 0).UTC(), testCatalogue)
+	if v := r.Requirements[0]; v.Reason != "not run: the target could not be tested (see the harness errors)" {
+		t.Errorf("without a run: %+v", v)
 	}
 
 	r = New(Meta{Framing: "raw", Target: "t"})

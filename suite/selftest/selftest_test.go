@@ -57,9 +57,14 @@ type runResult struct {
 // runRunner runs echoadd-conform with args plus a JSON report, bounded by
 // runTimeout.
 func runRunner(dir, name string, args ...string) runResult {
+	return runRunnerWithin(runTimeout, dir, name, args...)
+}
+
+// runRunnerWithin is runRunner bounded by timeout.
+func runRunnerWithin(timeout time.Duration, dir, name string, args ...string) runResult {
 	jsonPath := filepath.Join(dir, name+".json")
 	args = append(args, "--no-color", "--json-report", jsonPath)
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, runnerBin, args...)
 	var stdout, stderr bytes.Buffer
@@ -73,6 +78,9 @@ func runRunner(dir, name string, args ...string) runResult {
 	case err == nil:
 	case errors.As(err, &exitErr) && ctx.Err() == nil:
 		res.exit = exitErr.ExitCode()
+	case ctx.Err() != nil:
+		res.err = fmt.Errorf("%s %q did not finish within %v", runnerBin, args, timeout)
+		return res
 	default:
 		res.err = fmt.Errorf("running %s %q: %v", runnerBin, args, err)
 		return res

@@ -1,0 +1,58 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"echoadd/protocol"
+)
+
+// Unanswering checks whether the server at addr has stopped answering
+// altogether: it opens a fresh connection and sends one echo request
+// (Framing f), and returns what it saw when the connect does not complete
+// within w, or when nothing at all (no byte, no close) comes back within w
+// of the request. It returns "" when anything happens (a reply of any kind,
+// a refused connect, a close or reset) and when ctx ends first. It takes at
+// most twice w. A server that is slow, or wrong, is answering; one that
+// crashed refuses or resets, it does not stay silent.
+func Unanswering(ctx context.Context, addr string, f protocol.Framing, w Window) string {
+	start := time.Now()
+	d := net.Dialer{Timeout: w.D}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if timedOut(err) && ctx.Err() == nil {
+			return fmt.Sprintf("a fresh connection to %s not accepted within %v (%v)", addr, time.Since(start).Round(time.Millisecond), err)
+		}
+		return ""
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) }) //nolint:errcheck // best effort wake-up
+	defer stop()
+	req, err := f.AppendMessage(nil, protocol.EchoRequest("are you there?"))
+	if err != nil {
+		return ""
+	}
+	if err := conn.SetDeadline(time.Now().Add(w.D)); err != nil {
+		return ""
+	}
+	if _, err := conn.Write(req); err != nil {
+		if timedOut(err) && ctx.Err() == nil {
+			return fmt.Sprintf("an echo request on a fresh connection to %s not taken within %v", addr, w.D)
+		}
+		return ""
+	}
+	sent := time.Now()
+	var b [1]byte
+	if _, err := conn.Read(b[:]); err != nil && timedOut(err) && ctx.Err() == nil {
+		return fmt.Sprintf("nothing in reply to an echo request on a fresh connection to %s within %v", addr, time.Since(sent).Round(time.Millisecond))
+	}
+	return ""
+}
+
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
