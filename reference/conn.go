@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"echoadd/protocol"
@@ -66,7 +67,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) serve() {
 	defer c.srv.connDone(c)
 	if c.rejected {
-		c.log.Warn("connection refused: at the connection limit", slog.Int("max_conns", c.srv.MaxConns))
+		c.srv.refusals.refused(func() slog.Attr { return slog.String("remote", c.nc.RemoteAddr().String()) })
 		c.queue(protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, "")) // EA-LIM-5
 		c.flush()
 		c.lingerClose()
@@ -145,12 +146,30 @@ func (c *conn) finish(err error) string {
 		c.flush()
 		c.lingerClose()
 		return err.Error()
+	case peerGone(err):
+		// The client reset or abandoned the connection: no error of the
+		// server (EA-TRANS-1), so only "connection closed" says why, at
+		// debug level, as on the epoll engine. Nothing can be sent.
+		c.nc.Close()
+		return err.Error()
 	default:
 		c.log.Warn("connection failed", slog.Any("err", err))
 		c.flush()
 		c.nc.Close()
 		return err.Error()
 	}
+}
+
+// peerGone reports whether a read error means the peer ended the
+// connection abruptly (a reset, a write to a connection it closed, an abort)
+// or the network lost it, rather than a failure of the server.
+func peerGone(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.ECONNRESET, syscall.EPIPE, syscall.ECONNABORTED, syscall.ETIMEDOUT} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // queue appends reply to the replies waiting to be written, and writes them

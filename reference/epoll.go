@@ -60,6 +60,7 @@ func (s *Server) loops() (*eventloop.Engine, error) {
 		LingerTimeout: lingerTimeout,
 		MaxConns:      s.MaxConns,
 		Overloaded:    overloaded,
+		Refused:       h.refused,
 		Fallback:      s.startConn,
 		Logger:        s.logger(),
 	})
@@ -195,6 +196,12 @@ func (h *loopHandler) OnClose(c *eventloop.Conn, err error) {
 		why = err.Error()
 	}
 	h.log.Debug("connection closed", h.remote(c), slog.String("why", why))
+}
+
+// refused logs, or counts, a connection refused at MaxConns (EA-LIM-5);
+// see refusalLog.
+func (h *loopHandler) refused(c *eventloop.Conn) {
+	h.s.refusals.refused(func() slog.Attr { return h.remote(c) })
 }
 
 // remote is the peer's address as a log attribute: the one OnOpen kept, or

@@ -77,7 +77,8 @@ type Server struct {
 	// ShutdownGrace, if positive, bounds how long Shutdown waits for requests
 	// in progress before it closes the remaining connections by force, on top
 	// of the context Shutdown is given. 0 means only that context bounds it.
-	// The command line sets it from --shutdown-grace for SIGTERM and SIGINT.
+	// The command line sets it from --shutdown-grace for its stop signals
+	// (SIGTERM, SIGINT, SIGHUP).
 	ShutdownGrace time.Duration
 
 	// Engine is how connections are served: EngineEpoll (event loops, Linux
@@ -94,6 +95,10 @@ type Server struct {
 	// handle answers decoded requests; nil means Handle. Tests set it to
 	// hold a request in progress. Same ownership as the fields above.
 	handle func(*protocol.ClientMessage) *protocol.ServerMessage
+	// clock is the refusal log's clock (see refusalLog); nil means the
+	// monotonic clock. Tests set it to pass its window without waiting.
+	// Same ownership as the fields above.
+	clock func() time.Duration
 
 	mu         sync.Mutex                // guards the fields below
 	listeners  map[net.Listener]struct{} // listeners whose Serve is running
@@ -105,6 +110,11 @@ type Server struct {
 	quiet      chan struct{}             // closed once inShutdown and nothing runs
 	closeErr   error                     // from closing the listeners
 	epoll      *eventloop.Engine         // the epoll engine, once started
+
+	// refusals logs the connections refused at MaxConns. Set under mu by
+	// the first Serve before it accepts, and read-only after, from the
+	// goroutines that accept and serve connections.
+	refusals *refusalLog
 
 	held sync.WaitGroup // goroutines running handle for the epoll engine
 }
@@ -192,7 +202,7 @@ func (s *Server) Serve(l net.Listener) error {
 				return err
 			}
 			backoff = min(max(2*backoff, minAcceptBackoff), maxAcceptBackoff)
-			s.logger().Warn("accept failed; retrying", slog.Any("err", err), slog.Duration("in", backoff))
+			s.logger().Warn("accept failed; retrying", slog.Any("err", err), slog.Duration("delay", backoff))
 			if !s.wait(backoff) {
 				return ErrServerClosed
 			}
@@ -274,6 +284,9 @@ func (s *Server) trackListener(l net.Listener) bool {
 	s.listeners[l] = struct{}{}
 	if s.addr == nil {
 		s.addr = l.Addr()
+	}
+	if s.refusals == nil {
+		s.refusals = newRefusalLog(s.logger(), s.MaxConns, s.clock)
 	}
 	return true
 }

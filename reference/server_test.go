@@ -545,6 +545,67 @@ func TestMaxConns(t *testing.T) {
 	})
 }
 
+// TestRefusalLogRateLimited: a flood of connections refused at MaxConns
+// (EA-LIM-5) does not flood the log: the first refusal is logged at warn
+// level at once, those in the next refusalLogWindow only at debug level,
+// each, and counted in one warn line when a refusal comes after the window.
+func TestRefusalLogRateLimited(t *testing.T) {
+	var logs lockedBuffer
+	var now atomic.Int64
+	s := &Server{
+		MaxConns: 1,
+		Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		clock:    func() time.Duration { return time.Duration(now.Load()) },
+	}
+	addr := start(t, s)
+	held := dial(t, addr, protocol.Raw)
+	held.roundTrip("held")
+	refuse := func(n int) {
+		t.Helper()
+		for range n {
+			c := dial(t, addr, protocol.Raw)
+			c.expectError(protocol.Code_CODE_OVERLOADED)
+			c.expectClosed()
+			c.nc.Close()
+		}
+	}
+	count := func(level string) (n int) {
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "level="+level+" ") && strings.Contains(line, "refused") {
+				n++
+			}
+		}
+		return n
+	}
+	check := func(warn, debug int, last string) {
+		t.Helper()
+		if got := count("WARN"); got != warn {
+			t.Errorf("%d warn lines about refusals, want %d", got, warn)
+		}
+		if got := count("DEBUG"); got != debug {
+			t.Errorf("%d debug lines about refusals, want %d", got, debug)
+		}
+		if !strings.Contains(logs.String(), last) {
+			t.Errorf("logs lack %s", last)
+		}
+		if t.Failed() {
+			t.Fatalf("logs:\n%s", logs.String())
+		}
+	}
+
+	refuse(50)
+	check(1, 49, `level=WARN msg="connection refused: at the connection limit" max_conns=1`)
+	now.Add(int64(refusalLogWindow - time.Millisecond))
+	refuse(1)
+	check(1, 50, `level=DEBUG msg="connection refused: at the connection limit" max_conns=1 remote=`)
+	now.Add(int64(time.Millisecond))
+	refuse(1) // the window has passed: one line for the 51 since the first
+	check(2, 50, `level=WARN msg="connections refused at the connection limit" refused=51 max_conns=1 in_last=10s`)
+	refuse(5) // a new window
+	check(2, 55, "")
+	held.roundTrip("still served")
+}
+
 // TestReadTimeout: a client that sends a request a byte at a time, slower
 // than the read timeout allows, gets Error CODE_TIMEOUT and is closed; an
 // idle client, idle for longer than that, is left alone.
@@ -1080,6 +1141,34 @@ func testLoggingCloseNamesRemote(t *testing.T, reset bool) {
 	}
 }
 
+// TestPeerResetLoggedAtDebug: a client that resets its connection, with or
+// without having sent a byte, is no error of the server (EA-TRANS-1): the
+// close is logged at debug level and nothing at warn.
+func TestPeerResetLoggedAtDebug(t *testing.T) {
+	for _, roundTrip := range []bool{false, true} {
+		t.Run(map[bool]string{false: "silent", true: "after a request"}[roundTrip], func(t *testing.T) {
+			var logs lockedBuffer
+			s := &Server{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+			addr := start(t, s)
+			c := dial(t, addr, protocol.Raw)
+			remote := c.nc.LocalAddr().String()
+			if roundTrip {
+				c.roundTrip("hi")
+			}
+			waitFor(t, "logging the open", func() bool { return strings.Contains(logs.String(), `msg="connection opened" remote=`+remote) })
+			if err := c.nc.(*net.TCPConn).SetLinger(0); err != nil {
+				t.Fatal(err)
+			}
+			c.nc.Close() // RST
+			closed := `level=DEBUG msg="connection closed" remote=` + remote
+			waitFor(t, "logging the close", func() bool { return strings.Contains(logs.String(), closed) })
+			if out := logs.String(); strings.Contains(out, "level=WARN") || strings.Contains(out, "level=ERROR") {
+				t.Errorf("a client's reset logged as a server error:\n%s", out)
+			}
+		})
+	}
+}
+
 // fakeListener fails Accept with the errors it is given, then with
 // errFakeClosed, recording when each call came.
 type fakeListener struct {
@@ -1112,8 +1201,14 @@ func emfile() error {
 func TestAcceptBackoff(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	l := &fakeListener{errs: []error{emfile(), emfile(), emfile(), errFakeClosed}}
-	if err := (&Server{Engine: testEngine}).Serve(l); !errors.Is(err, errFakeClosed) {
+	var logs lockedBuffer
+	s := &Server{Engine: testEngine, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	if err := s.Serve(l); !errors.Is(err, errFakeClosed) {
 		t.Fatalf("Serve = %v, want %v", err, errFakeClosed)
+	}
+	// The same field on both engines.
+	if want := `level=WARN msg="accept failed; retrying" err="accept tcp: accept4: too many open files" delay=10ms`; !strings.Contains(logs.String(), want) {
+		t.Errorf("logs lack %s:\n%s", want, logs.String())
 	}
 	if len(l.calls) != 4 {
 		t.Fatalf("%d Accept calls, want 4", len(l.calls))

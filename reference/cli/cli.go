@@ -41,14 +41,61 @@ const (
 const MaxMessageSizeLimit = 1 << 30
 
 // Main runs the echoadd-server command line with args (without the program
-// name) and returns the exit status. It serves until SIGTERM or SIGINT, then
-// shuts down gracefully within --shutdown-grace and returns 0; a second
-// signal closes the remaining connections at once. Logs go to stderr; help
-// and version to stdout. It never calls os.Exit.
+// name) and returns the exit status. It serves until one of the stop
+// signals (SIGTERM, SIGINT or SIGHUP) comes, then shuts down gracefully
+// within --shutdown-grace and returns 0; a second signal closes the
+// remaining connections at once. Logs go to stderr; help and version to
+// stdout. It never calls os.Exit.
 func Main(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyStop(context.Background())
 	defer stop()
 	return run(ctx, args, stdout, stderr)
+}
+
+// stopSignals each stop the server gracefully, and a second one at once.
+// SIGHUP is one of them, not a reload: the server has no configuration to
+// reload, and a closing terminal, which sends it, must lose no request.
+var stopSignals = []os.Signal{syscall.SIGTERM, os.Interrupt, syscall.SIGHUP}
+
+// stopSignal is the cause of run's context when a signal ends it.
+type stopSignal struct{ sig os.Signal }
+
+func (s stopSignal) Error() string { return s.name() + " received" }
+
+// name is the signal's conventional name, "SIGTERM", as operators send it.
+func (s stopSignal) name() string {
+	switch s.sig {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	}
+	return s.sig.String()
+}
+
+// notifyStop returns a context that the first of stopSignals cancels, with
+// a stopSignal naming it as the cause, and a function that stops listening
+// for them. Until that function is called, the signals no longer have their
+// default effect (ending the process).
+func notifyStop(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, stopSignals...)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			cancel(stopSignal{sig})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(nil)
+	}
 }
 
 // options are the parsed flags.
@@ -85,7 +132,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "close a connection whose client leaves its replies untaken for longer than this (0 = never)")
 	fs.IntVar(&o.maxConns, "max-conns", 0, "most connections served at once; one more gets Error CODE_OVERLOADED and is closed (0 = no limit)")
 	fs.StringVar(&o.engine, "engine", "", "how connections are served: epoll (event loops, Linux only; the default there) or goroutine (one per connection; the default elsewhere)")
-	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 5*time.Second, "on SIGTERM or SIGINT, how long requests in progress may take before the connections are closed by force (0 = no limit)")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 5*time.Second, "on SIGTERM, SIGINT or SIGHUP, how long requests in progress may take before the connections are closed by force (0 = no limit)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "least severe log records written: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log record format: text or json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -99,8 +146,9 @@ func usage(w io.Writer, fs *pflag.FlagSet) {
 
 Serves the Echo/Add protocol (PROTOCOL.md) over TCP: the reference server of
 the echoadd conformance suite. At start-up it logs "listening on HOST:PORT";
-SIGTERM or SIGINT stops it gracefully, a second signal at once. Logs go to
-standard error.
+SIGTERM, SIGINT or SIGHUP stops it gracefully (it stops accepting, answers
+the requests already received, closes the connections and exits 0), a second
+signal at once. Logs go to standard error.
 
 Flags:
 %s
@@ -176,7 +224,8 @@ func versionLine() string {
 	return fmt.Sprintf("%s %s %s", name, version.String(), runtime.Version())
 }
 
-// run is Main with the stop signal as ctx.
+// run is Main with the stop signal as ctx; a stopSignal cause names it in
+// the log.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs := newFlagSet(&o)
@@ -237,8 +286,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case <-ctx.Done():
 	}
 
-	log.Info("stopping: answering the requests already received", slog.Duration("shutdown_grace", o.shutdownGrace))
-	force, stopForce := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	var why slog.Attr // none when ctx was cancelled otherwise (tests)
+	if sig := (stopSignal{}); errors.As(context.Cause(ctx), &sig) {
+		why = slog.String("signal", sig.name())
+	}
+	log.Info("stopping: answering the requests already received", why, slog.Duration("shutdown_grace", o.shutdownGrace))
+	force, stopForce := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stopForce()
 	switch err := srv.Shutdown(force); {
 	case errors.Is(err, context.DeadlineExceeded):

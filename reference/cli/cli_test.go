@@ -297,9 +297,20 @@ func TestRunInProcess(t *testing.T) {
 	}
 }
 
-// TestSIGTERM runs Main in a child process (this test binary, re-executed),
-// connects a client, sends SIGTERM and expects exit 0 and EOF at the client.
-func TestSIGTERM(t *testing.T) {
+// TestStopSignals runs Main in a child process (this test binary,
+// re-executed), connects a client, sends each stop signal and expects a log
+// line naming it, EOF at the client and exit 0. SIGHUP is one of them: a
+// closing terminal sends it, and it must lose nothing.
+func TestStopSignals(t *testing.T) {
+	for _, tt := range []struct {
+		sig  syscall.Signal
+		name string
+	}{{syscall.SIGTERM, "SIGTERM"}, {syscall.SIGINT, "SIGINT"}, {syscall.SIGHUP, "SIGHUP"}} {
+		t.Run(tt.name, func(t *testing.T) { testStopSignal(t, tt.sig, tt.name) })
+	}
+}
+
+func testStopSignal(t *testing.T, sig syscall.Signal, name string) {
 	cmd := exec.Command(os.Args[0], "--listen", "127.0.0.1:0", "--shutdown-grace", "5s")
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	stderr, err := cmd.StderrPipe()
@@ -346,7 +357,7 @@ func TestSIGTERM(t *testing.T) {
 	defer nc.Close()
 	roundTrip(t, nc, protocol.Raw)
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	expectEOF(t, nc)
@@ -357,10 +368,12 @@ func TestSIGTERM(t *testing.T) {
 			t.Errorf("exit: %v, want status 0; stderr:\n%s", err, logs.String())
 		}
 	case <-time.After(eventually):
-		t.Fatalf("still running %v after SIGTERM", eventually)
+		t.Fatalf("still running %v after %s", eventually, name)
 	}
-	if !strings.Contains(logs.String(), `msg=stopped`) {
-		t.Errorf("stderr lacks the stopped line:\n%s", logs.String())
+	for _, want := range []string{`msg="stopping: answering the requests already received" signal=` + name + ` `, `msg=stopped`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("stderr lacks %s:\n%s", want, logs.String())
+		}
 	}
 }
 

@@ -67,6 +67,13 @@ type Config struct {
 	MaxConns int
 	// Overloaded is written to a connection refused at MaxConns.
 	Overloaded []byte
+	// Refused is called for each connection refused at MaxConns, on the
+	// goroutine of the Serve that accepted it, before Overloaded is
+	// written; c's RemoteAddr works during the call. It must not block: it
+	// holds up accepting. The engine itself does not log refusals, so that
+	// the caller can limit how often they are logged; nil means they are
+	// not.
+	Refused func(c *Conn)
 	// Fallback serves a connection accepted from a listener whose
 	// connections are not sockets the engine can adopt (a wrapped
 	// net.Conn); nil means such connections are closed.

@@ -269,7 +269,9 @@ func (e *Engine) adopt(fd int) {
 	c.tcp = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) == nil
 	if limit := int64(e.cfg.MaxConns); limit > 0 && e.conns.Add(1) > limit {
 		e.conns.Add(-1)
-		e.log.Warn("connection refused: at the connection limit", "max_conns", e.cfg.MaxConns)
+		if e.cfg.Refused != nil {
+			e.cfg.Refused(c)
+		}
 		c.state = stateClosing
 		c.out = e.cfg.Overloaded[:len(e.cfg.Overloaded):len(e.cfg.Overloaded)]
 	} else {

@@ -1,0 +1,70 @@
+package reference
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// refusalLogWindow is how long after a warn line about connections refused
+// at MaxConns the next refusals are only counted (and logged one by one at
+// debug level).
+const refusalLogWindow = 10 * time.Second
+
+// refusalLog logs the connections refused at MaxConns (EA-LIM-5) so that a
+// flood of them does not flood the log: the first refusal is logged at warn
+// level at once; those within refusalLogWindow after it only at debug
+// level, each, and counted; the first refusal after the window logs the
+// count in one warn line ("connections refused at the connection limit",
+// refused=N with itself, in_last= the time since the previous warn line)
+// and opens the next window. So there is at most one warn line per window,
+// and a count not yet logged waits for the next refusal.
+//
+// Refusals come from every goroutine that accepts (epoll engine) or serves
+// a connection (goroutine engine). A refusal that writes no line takes no
+// lock and allocates nothing: two atomic operations and the clock.
+type refusalLog struct {
+	// Immutable.
+	log      *slog.Logger
+	maxConns int
+	debug    bool                 // log is enabled at debug level
+	clock    func() time.Duration // monotonic
+
+	next    atomic.Int64 // when the window ends, on clock; 0 before the first refusal
+	counted atomic.Int64 // refusals since the last warn line, not in it
+}
+
+// newRefusalLog returns the refusal log of a server with maxConns that logs
+// to log. clock nil means the monotonic clock.
+func newRefusalLog(log *slog.Logger, maxConns int, clock func() time.Duration) *refusalLog {
+	if clock == nil {
+		start := time.Now()
+		clock = func() time.Duration { return time.Since(start) }
+	}
+	return &refusalLog{log: log, maxConns: maxConns, debug: log.Enabled(context.Background(), slog.LevelDebug), clock: clock}
+}
+
+// refused logs, or counts, one connection refused at MaxConns. remote,
+// called only for a debug line, names the connection.
+func (r *refusalLog) refused(remote func() slog.Attr) {
+	now := int64(r.clock())
+	end := r.next.Load()
+	if now < end || !r.next.CompareAndSwap(end, now+int64(refusalLogWindow)) {
+		// Within the window, or another refusal has just opened a new one.
+		r.counted.Add(1)
+		if r.debug {
+			r.log.LogAttrs(context.Background(), slog.LevelDebug, "connection refused: at the connection limit", slog.Int("max_conns", r.maxConns), remote())
+		}
+		return
+	}
+	n := r.counted.Swap(0)
+	if n == 0 {
+		r.log.LogAttrs(context.Background(), slog.LevelWarn, "connection refused: at the connection limit", slog.Int("max_conns", r.maxConns))
+		return
+	}
+	r.log.LogAttrs(context.Background(), slog.LevelWarn, "connections refused at the connection limit",
+		slog.Int64("refused", n+1),
+		slog.Int("max_conns", r.maxConns),
+		slog.Duration("in_last", time.Duration(now-(end-int64(refusalLogWindow)))))
+}
