@@ -103,7 +103,8 @@ type session struct {
 
 // begin starts a spec's session; every connection it opens is closed when
 // the spec ends. A spec that talks to the shared server skips at once once
-// that server has stopped answering (see checkAnswering).
+// that server has stopped answering, or has shown that it speaks another
+// framing (see checkAnswering).
 func begin(ctx context.Context) *session {
 	cfg := Current()
 	s := &session{ctx: ctx, cfg: cfg, w: cfg.windows()}
@@ -126,48 +127,55 @@ func begin(ctx context.Context) *session {
 	return s
 }
 
-// answering records whether the shared server still answers at all. A
+// answering records whether the shared server can still be judged. A
 // target that accepts connections (or leaves them in its backlog) and never
 // replies would make every spec wait out its own timeouts, minutes in all;
 // instead, once a spec has failed and a fresh connection then gets nothing
 // at all, the specs after it that need the shared server skip at once,
-// naming that first failure. MUST specs still run until one has failed
-// (or the harness has), so that a run that stopped answering is never
+// naming that first failure. Likewise once a spec's failure shows that the
+// target speaks another framing (the harness's framing hint): every later
+// spec would fail on that alone, or time out waiting for a reply to bytes
+// that are no whole request in the target's framing. MUST specs still run
+// until one has failed (or the harness has), so that such a run is never
 // CONFORMANT. A server that is slow, wrong, or crashed (it refuses or
 // resets) is answering: every spec judges it.
 var answering struct {
 	mu      sync.Mutex
-	stopped string // "": still answering; else the first failure and what the probe saw
-	decided bool   // a spec failed on a MUST requirement, or the harness failed: the run is not CONFORMANT
+	stopped string // "": judge on; else why the specs after skip, after notJudgedPrefix
+	// mismatch: stopped is a framing mismatch, which a restart of the
+	// server (the same command) does not change.
+	mismatch bool
+	decided  bool // a spec failed on a MUST requirement, or the harness failed: the run is not CONFORMANT
 }
 
-// stoppedPrefix starts the skip reason of a spec not run because the
-// target stopped answering.
-const stoppedPrefix = "not judged: the target stopped answering: "
+// notJudgedPrefix starts the skip reason of a spec not run because of an
+// earlier spec's failure (suite/report reads it: NOT JUDGED).
+const notJudgedPrefix = "not judged: "
 
 // skipIfStopped skips the running spec if the shared server has stopped
-// answering, unless it is a MUST spec and none has failed yet. A started
-// server that has exited since is started again (restartIfGone) and
-// judged afresh.
+// answering or speaks another framing, unless it is a MUST spec and none
+// has failed yet. A started server that has stopped answering and exited
+// since is started again (restartIfGone) and judged afresh.
 func skipIfStopped() {
 	answering.mu.Lock()
 	defer answering.mu.Unlock()
 	if answering.stopped == "" {
 		return
 	}
-	if _, p := sharedTarget(); p != nil && !p.Running() {
+	if _, p := sharedTarget(); p != nil && !p.Running() && !answering.mismatch {
 		answering.stopped = ""
 		return
 	}
 	if answering.decided || !slices.Contains(CurrentSpecReport().Labels(), "must") {
-		Skip(stoppedPrefix + answering.stopped)
+		Skip(notJudgedPrefix + answering.stopped)
 	}
 }
 
 // checkAnswering runs when a spec that talks to the shared server ends. If
-// the spec failed, it checks that the server still answers anything at all
-// on a fresh connection within w (harness.Unanswering); if it does not,
-// the specs after this one skip (skipIfStopped).
+// the spec failed with a framing hint, the specs after it skip
+// (skipIfStopped); if it failed otherwise, it checks that the server still
+// answers anything at all on a fresh connection within w
+// (harness.Unanswering), and if it does not, the specs after it skip.
 func checkAnswering(framing protocol.Framing, w harness.Window) {
 	r := CurrentSpecReport()
 	if !r.Failed() || r.State.Is(ginkgotypes.SpecStateInterrupted|ginkgotypes.SpecStateAborted) {
@@ -179,6 +187,13 @@ func checkAnswering(framing protocol.Framing, w harness.Window) {
 		answering.decided = true
 	}
 	stopped := answering.stopped != ""
+	if hint := framingHint(r.Failure.Message); hint != "" && !answering.mismatch {
+		answering.stopped = fmt.Sprintf("the target speaks another framing: %s (seen in %q)", hint, r.FullText())
+		answering.mismatch = true
+		answering.mu.Unlock()
+		AddReportEntry("target speaks another framing", hint+"; the specs that follow skip")
+		return
+	}
 	answering.mu.Unlock()
 	addr, p := sharedTarget()
 	if stopped || (p != nil && !p.Running()) {
@@ -190,8 +205,27 @@ func checkAnswering(framing protocol.Framing, w harness.Window) {
 	}
 	answering.mu.Lock()
 	defer answering.mu.Unlock()
-	answering.stopped = fmt.Sprintf("%s (in %q); then %s", first, r.FullText(), what)
+	answering.stopped = fmt.Sprintf("the target stopped answering: %s (in %q); then %s", first, r.FullText(), what)
 	AddReportEntry("target stopped answering", "after this spec failed, "+what+"; the specs that follow skip")
+}
+
+// framingHint returns the framing hint a failure message carries (the
+// "hint: " line under its first, see failureText), up to the framing it
+// advises: "the bytes received look like len32 framing (...), not raw: try
+// --framing len32"; "" if it carries none.
+func framingHint(msg string) string {
+	head, _, _ := strings.Cut(msg, "\n\n") // not the transcript, nor details
+	for _, line := range strings.Split(head, "\n") {
+		hint, ok := strings.CutPrefix(line, "hint: ")
+		if !ok {
+			continue
+		}
+		if before, after, ok := strings.Cut(hint, harness.TryFraming); ok {
+			g, _, _ := strings.Cut(after, " ")
+			return before + harness.TryFraming + g
+		}
+	}
+	return ""
 }
 
 // failsMust reports whether a failure whose first line is first, in a spec

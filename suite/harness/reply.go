@@ -171,6 +171,11 @@ var framingLooks = map[protocol.Framing]string{
 	protocol.Varint: "each message behind a varint length",
 }
 
+// TryFraming is the advice in every framing hint, followed by the framing
+// to try: "...: try --framing len32 (read that way, ...)". The suite finds
+// framing hints in failure messages by it.
+const TryFraming = "try --framing "
+
 // framingHint says which other framing buf looks like, or "" if none: a
 // framing in which buf starts with a whole reply that decodes strictly and
 // sets its oneof.
@@ -180,7 +185,7 @@ func framingHint(buf []byte, current protocol.Framing) string {
 			continue
 		}
 		if msg := looksLike(buf, g); msg != nil {
-			return fmt.Sprintf("the bytes received look like %s framing (%s), not %s: try --framing %s (read that way, they are %s)", g, framingLooks[g], current, g, describeReply(msg))
+			return fmt.Sprintf("the bytes received look like %s framing (%s), not %s: %s%s (read that way, they are %s)", g, framingLooks[g], current, TryFraming, g, describeReply(msg))
 		}
 	}
 	return ""

@@ -198,6 +198,43 @@ func (r *Report) Built(id string) bool { return r.seen.built[id] }
 // an earlier failure, rather than because it does not apply.
 const notJudgedPrefix = "not judged: "
 
+// FramingHint is the framing hint of the first failure that carries one,
+// up to the framing it advises ("the bytes received look like len32
+// framing (...), not raw: try --framing len32"), or "": the target seems to
+// speak another framing than the run's.
+func (r *Report) FramingHint() string {
+	for _, s := range r.Specs {
+		if s.Failed() && !s.HarnessFailure() {
+			if h := framingHint(s.Failure); h != "" {
+				return h
+			}
+		}
+	}
+	return ""
+}
+
+// tryFraming is the advice every framing hint of the suite's harness
+// gives, followed by the framing to try (harness.TryFraming).
+const tryFraming = "try --framing "
+
+// framingHint returns the framing hint a failure message carries: a
+// "hint: " line after its first and before the transcript, which follows a
+// blank line, cut after the framing it advises; "" if it carries none.
+func framingHint(failure string) string {
+	head, _, _ := strings.Cut(failure, "\n\n")
+	for _, line := range strings.Split(head, "\n") {
+		hint, ok := strings.CutPrefix(line, "hint: ")
+		if !ok {
+			continue
+		}
+		if before, after, ok := strings.Cut(hint, tryFraming); ok {
+			g, _, _ := strings.Cut(after, " ")
+			return before + tryFraming + g
+		}
+	}
+	return ""
+}
+
 // interruptedByUser is Ginkgo's special suite failure reason for SIGINT.
 const interruptedByUser = "Interrupted by User"
 

@@ -208,6 +208,44 @@ func TestTable(t *testing.T) {
 	}
 }
 
+// TestTableFramingHint: when a failure carries a framing hint ("hint: ...
+// try --framing len32 ..." under its first line), the summary ends with it,
+// cut after the framing it advises; other hints (a shell's) and hints in
+// the transcript are not framing hints.
+func TestTableFramingHint(t *testing.T) {
+	const hint = "the bytes received look like len32 framing (each message behind a 4-byte big-endian length, e.g. 00 00 00 NN), not raw: try --framing len32"
+	for _, tc := range []struct {
+		name  string
+		specs []types.SpecReport
+		want  string // the last line; "" for none starting "hint: "
+	}{
+		{"framing hint", []types.SpecReport{
+			it("echo", types.SpecStatePassed, "", "EA-ADD-1", "must"),
+			it("ordering", types.SpecStateFailed, "EA-ECHO-1: got bytes that are not a raw reply, want x\nhint: "+hint+" (read that way, they are error CODE_TOO_LARGE \"protocol: ...\")\n\nconn 1 ...", "EA-ECHO-1", "must"),
+			it("later", types.SpecStateSkipped, "not judged: the target speaks another framing: "+hint, "EA-ERR-1", "should"),
+		}, "hint: " + hint},
+		{"shell hint", []types.SpecReport{
+			it("stop", types.SpecStateFailed, "EA-ECHO-1: got exit status 143, want exit status 0\n\nhint: the shell did not pass the signal on: try exec", "EA-ECHO-1", "must"),
+		}, ""},
+		{"no failure", []types.SpecReport{it("echo", types.SpecStatePassed, "", "EA-ECHO-1", "must")}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := build(false, tc.specs...).WriteTable(&b, false); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+			last := lines[len(lines)-1]
+			switch {
+			case tc.want != "" && last != tc.want:
+				t.Errorf("last line %q, want %q:\n%s", last, tc.want, b.String())
+			case tc.want == "" && strings.Contains(b.String(), "\nhint: "):
+				t.Errorf("a hint line where no failure has a framing hint:\n%s", b.String())
+			}
+		})
+	}
+}
+
 // TestInterrupt: an interrupt is no failure of the target; the run's
 // verdict says it was interrupted.
 func TestInterrupt(t *testing.T) {

@@ -8,7 +8,8 @@ import (
 )
 
 // WriteTable writes the per-requirement table and the overall verdict, for
-// people. color adds ANSI colours to the verdicts.
+// people, then the framing hint if a failure has one (FramingHint). color
+// adds ANSI colours to the verdicts.
 func (r *Report) WriteTable(w io.Writer, color bool) error {
 	ew := &errWriter{w: w}
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
@@ -44,6 +45,9 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 		fmt.Fprintln(ew, "nothing judged: every selected spec skipped itself (see REASON); select other specs or another --framing")
 	case Interrupted:
 		fmt.Fprintln(ew, "interrupted: the verdicts above cover only what ran before the interrupt")
+	}
+	if h := r.FramingHint(); h != "" {
+		fmt.Fprintf(ew, "hint: %s\n", h)
 	}
 	return ew.err
 }
