@@ -68,3 +68,21 @@ func (r *refusalLog) refused(remote func() slog.Attr) {
 		slog.Int("max_conns", r.maxConns),
 		slog.Duration("in_last", time.Duration(now-(end-int64(refusalLogWindow)))))
 }
+
+// flush logs the refusals counted since the last warn line, if any: at
+// Shutdown or Close, as a flood that has stopped brings no next refusal to
+// log them. r may be nil (no Serve yet).
+func (r *refusalLog) flush() {
+	if r == nil {
+		return
+	}
+	n := r.counted.Swap(0)
+	if n == 0 {
+		return
+	}
+	since := time.Duration(int64(r.clock()) - (r.next.Load() - int64(refusalLogWindow)))
+	r.log.LogAttrs(context.Background(), slog.LevelWarn, "connections refused at the connection limit",
+		slog.Int64("refused", n),
+		slog.Int("max_conns", r.maxConns),
+		slog.Duration("in_last", since))
+}

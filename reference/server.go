@@ -373,7 +373,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	closeErr := s.closeErr
 	loops := s.epoll
+	refusals := s.refusals
 	s.mu.Unlock()
+	refusals.flush()
 
 	if loops != nil {
 		if err := loops.Shutdown(ctx); err != nil {
@@ -403,7 +405,9 @@ func (s *Server) Close() error {
 	}
 	closeErr := s.closeErr
 	loops := s.epoll
+	refusals := s.refusals
 	s.mu.Unlock()
+	refusals.flush()
 	if loops != nil {
 		loops.Close()
 		s.held.Wait()

@@ -604,6 +604,11 @@ func TestRefusalLogRateLimited(t *testing.T) {
 	refuse(5) // a new window
 	check(2, 55, "")
 	held.roundTrip("still served")
+	// A flood that stops brings no next refusal: the count is logged at
+	// the stop.
+	now.Add(int64(3 * time.Second))
+	s.Close()
+	check(3, 55, `level=WARN msg="connections refused at the connection limit" refused=5 max_conns=1 in_last=3s`)
 }
 
 // TestReadTimeout: a client that sends a request a byte at a time, slower
