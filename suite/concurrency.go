@@ -18,12 +18,20 @@ import (
 // 10 ms ticks.
 const idleCPUThreshold = 50 * time.Millisecond
 
+// ConcurrentClients is how many clients EA-CONC-1's spec has served at
+// once: a connection limit below it fails that spec.
+const ConcurrentClients = 100
+
+// ConcurrentClientsLabels are that spec's labels, for a runner to tell
+// whether its label filter selects it.
+func ConcurrentClientsLabels() []string { return labels(sConcurrency, []string{"EA-CONC-1"}) }
+
 // PROTOCOL.md section 10, Concurrency. Kept to seconds: the checks are
 // about being served at all, and within the EA-CONN-6 bound, not speed.
 var _ = Describe("Concurrency", func() {
 	It("serves 100 clients at once, 50 requests each, each reply correct", req(sConcurrency, "EA-CONC-1"), specTimeout(), func(ctx SpecContext) {
 		s := begin(ctx)
-		clients := make([]*harness.Client, 100)
+		clients := make([]*harness.Client, ConcurrentClients)
 		Expect(parallel(len(clients), func(i int) (err error) {
 			clients[i], err = s.tryShared()
 			return err

@@ -20,6 +20,7 @@ import (
 
 	"echoadd/protocol"
 	"echoadd/reference/cli"
+	"echoadd/suite"
 )
 
 // Defaults the bundled reference is started with and declares to the suite.
@@ -167,17 +168,11 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 			return fmt.Errorf("--%s %q: %v", r.flag, r.path, err)
 		}
 	}
-	if o.maxConns > 0 && o.maxConns < eaConc1Clients && !o.list && (selects == nil || selects(eaConc1Labels)) {
-		o.warnings = append(o.warnings, fmt.Sprintf("--max-conns %d is below the %d clients EA-CONC-1 needs at once: the run will find the target NOT CONFORMANT on EA-CONC-1 (a MUST); to check only the connection limit (EA-LIM-5), add --label-filter EA-LIM-5", o.maxConns, eaConc1Clients))
+	if o.maxConns > 0 && o.maxConns < suite.ConcurrentClients && !o.list && (selects == nil || selects(suite.ConcurrentClientsLabels())) {
+		o.warnings = append(o.warnings, fmt.Sprintf("--max-conns %d is below the %d clients EA-CONC-1 needs at once: the run will find the target NOT CONFORMANT on EA-CONC-1 (a MUST); to check only the connection limit (EA-LIM-5), add --label-filter EA-LIM-5", o.maxConns, suite.ConcurrentClients))
 	}
 	return nil
 }
-
-// EA-CONC-1's spec with 100 clients at once (suite/concurrency.go), and
-// its labels.
-const eaConc1Clients = 100
-
-var eaConc1Labels = []string{"EA-CONC-1", "must", "concurrency"}
 
 // labelFilterError explains a --label-filter Ginkgo cannot parse in plain
 // text, showing where: Ginkgo's error has colour codes and shows the place
