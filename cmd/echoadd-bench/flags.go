@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"echoadd/bench"
+	"echoadd/internal/outfile"
 	"echoadd/protocol"
 )
 
@@ -127,35 +127,12 @@ func parse(args []string, w io.Writer) (*options, error) {
 	}
 	// Before any load: a run of minutes must not end in "cannot write".
 	if o.plot != "" {
-		if err := checkWritable(o.plot); err != nil {
+		if err := outfile.Check(o.plot, false); err != nil {
 			return nil, fmt.Errorf("--plot: %w", err)
 		}
 	}
 	o.started = func(*bench.Process) {}
 	return o, nil
-}
-
-// checkWritable makes sure the file at path can be written, and leaves it
-// as it was: an existing file is opened for writing without truncation; a
-// new one is created, exclusively, and removed.
-func checkWritable(path string) error {
-	_, err := os.Lstat(path)
-	if err == nil {
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		return f.Close()
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
-	if err != nil {
-		return err
-	}
-	f.Close()
-	return os.Remove(path)
 }
 
 func writeUsage(w io.Writer, fs *pflag.FlagSet) {

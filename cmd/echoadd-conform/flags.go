@@ -4,20 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/onsi/ginkgo/v2/types"
 	"github.com/spf13/pflag"
 
+	"echoadd/internal/outfile"
 	"echoadd/protocol"
 	"echoadd/reference/cli"
 	"echoadd/suite"
@@ -164,7 +161,7 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 		if r.path == "" {
 			continue
 		}
-		if err := checkReportPath(r.path); err != nil {
+		if err := outfile.Check(r.path, true); err != nil { // the writers make missing directories
 			return fmt.Errorf("--%s %q: %v", r.flag, r.path, err)
 		}
 	}
@@ -206,68 +203,6 @@ var (
 	ansiEscape   = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
 	ginkgoMarkup = regexp.MustCompile(`\{\{[a-z/-]*\}\}`)
 )
-
-// checkReportPath checks that a report can be written to path once the
-// run is over, so that a bad path is a usage error before anything runs
-// rather than a harness error after it. As the writing does (Ginkgo's
-// JUnit report too), it accepts missing parent directories that can be
-// created. It leaves nothing behind and changes no existing file.
-func checkReportPath(path string) error {
-	parent := filepath.Dir(path)
-	existing := parent // the nearest directory that exists
-	for {
-		fi, err := os.Stat(existing)
-		if err == nil {
-			if !fi.IsDir() {
-				return fmt.Errorf("%s is not a directory", existing)
-			}
-			break
-		}
-		up := filepath.Dir(existing)
-		if up == existing || !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
-			return fmt.Errorf("cannot be created: %v", errText(err))
-		}
-		existing = up
-	}
-	if existing != parent {
-		// Probe with what the writing will do: make a directory.
-		d, err := os.MkdirTemp(existing, ".echoadd-conform-check-")
-		if err != nil {
-			return fmt.Errorf("cannot be created: its directory %s does not exist, and making it in %s failed (%v)", parent, existing, errText(err))
-		}
-		return os.Remove(d)
-	}
-	switch fi, err := os.Stat(path); {
-	case err == nil && fi.IsDir():
-		return errors.New("is a directory; give a file name")
-	case err == nil:
-		f, err := os.OpenFile(path, os.O_WRONLY, 0) // no O_TRUNC: the old report stays until the new one is written
-		if err != nil {
-			return fmt.Errorf("cannot be written: %v", errText(err))
-		}
-		return f.Close()
-	default:
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if err != nil {
-			return fmt.Errorf("cannot be created: %v", errText(err))
-		}
-		cerr := f.Close()
-		if err := os.Remove(path); err != nil {
-			return err
-		}
-		return cerr
-	}
-}
-
-// errText is err without the operation and path that the message around
-// it already gives.
-func errText(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
 
 // writeWarnings writes validate's warnings, one a line.
 func writeWarnings(w io.Writer, o *options) error {
