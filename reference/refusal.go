@@ -66,7 +66,7 @@ func (r *refusalLog) refused(remote func() slog.Attr) {
 	r.log.LogAttrs(context.Background(), slog.LevelWarn, "connections refused at the connection limit",
 		slog.Int64("refused", n+1),
 		slog.Int("max_conns", r.maxConns),
-		slog.Duration("in_last", time.Duration(now-(end-int64(refusalLogWindow)))))
+		slog.Duration("in_last", time.Duration(now-(end-int64(refusalLogWindow))).Round(time.Millisecond)))
 }
 
 // flush logs the refusals counted since the last warn line, if any: at
@@ -84,5 +84,5 @@ func (r *refusalLog) flush() {
 	r.log.LogAttrs(context.Background(), slog.LevelWarn, "connections refused at the connection limit",
 		slog.Int64("refused", n),
 		slog.Int("max_conns", r.maxConns),
-		slog.Duration("in_last", since))
+		slog.Duration("in_last", since.Round(time.Millisecond)))
 }

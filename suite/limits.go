@@ -72,7 +72,7 @@ var _ = Describe("Limits and timeouts", func() {
 
 	It("closes a connection whose request stays partly sent for longer than the read timeout", req(sLimits, "EA-LIM-3"), specTimeout(), func(ctx SpecContext) {
 		if cfg.ReadTimeout == 0 {
-			Skip("the target declares no read timeout")
+			Skip("the target declares no read timeout; give it with --read-timeout")
 		}
 		s := begin(ctx)
 		c := s.dial()

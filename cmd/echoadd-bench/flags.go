@@ -126,8 +126,9 @@ func parse(args []string, w io.Writer) (*options, error) {
 		return nil, err
 	}
 	// Before any load: a run of minutes must not end in "cannot write".
+	// Missing directories are fine: writeReport makes them.
 	if o.plot != "" {
-		if err := outfile.Check(o.plot, false); err != nil {
+		if err := outfile.Check(o.plot, true); err != nil {
 			return nil, fmt.Errorf("--plot: %w", err)
 		}
 	}

@@ -217,6 +217,9 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 
 func writeReport(o *options, rep bench.Report, stdout io.Writer) error {
 	if o.plot != "" {
+		if err := os.MkdirAll(filepath.Dir(o.plot), 0o755); err != nil { // as echoadd-conform's reports
+			return fmt.Errorf("--plot: %w", err)
+		}
 		f, err := os.Create(o.plot)
 		if err != nil {
 			return fmt.Errorf("--plot: %w", err)

@@ -325,17 +325,20 @@ func TestExitStatusesDocumented(t *testing.T) {
 func TestPlotPathChecked(t *testing.T) {
 	dir := t.TempDir()
 	fresh := filepath.Join(dir, "new.svg")
+	inNewDir := filepath.Join(dir, "plots", "x.svg") // made when written, as echoadd-conform's reports
 	existing := filepath.Join(dir, "old.svg")
 	if err := os.WriteFile(existing, []byte("keep me"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{fresh, existing} {
+	for _, p := range []string{fresh, inNewDir, existing} {
 		if _, err := parse([]string{"--target", "127.0.0.1:1", "--plot", p}, io.Discard); err != nil {
 			t.Fatalf("--plot %s: %v", p, err)
 		}
 	}
-	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
-		t.Errorf("the check left %s behind (%v)", fresh, err)
+	for _, p := range []string{fresh, filepath.Dir(inNewDir)} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("the check left %s behind (%v)", p, err)
+		}
 	}
 	if b, _ := os.ReadFile(existing); string(b) != "keep me" {
 		t.Errorf("the check changed %s: %q", existing, b)

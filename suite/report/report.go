@@ -121,8 +121,12 @@ func (s Spec) Failed() bool {
 }
 
 // HarnessFailure reports whether the spec failed because of the harness.
+// A spec that ran out of its time budget (SpecTimeout) is one too: no
+// requirement bounds how long a whole spec may take, only each reply
+// (EA-CONN-6), so a slow target that answers every request in time has
+// not failed; the run could not judge it within the suite's budget.
 func (s Spec) HarnessFailure() bool {
-	return s.Failed() && strings.HasPrefix(s.Failure, HarnessErrorPrefix)
+	return s.Failed() && (strings.HasPrefix(s.Failure, HarnessErrorPrefix) || s.State == "timedout")
 }
 
 // Meta describes the run.
@@ -331,7 +335,10 @@ func (r *Report) Finish(finished time.Time, cat []Requirement) {
 	r.Finished = finished
 	r.Warnings = nil
 	for _, s := range r.Specs {
-		if s.HarnessFailure() {
+		switch {
+		case s.HarnessFailure() && s.State == "timedout":
+			r.AddHarnessError("%s: the spec ran out of its time budget before it could judge the target (a slow target: raise --timeout-scale)", s.Name)
+		case s.HarnessFailure():
 			r.AddHarnessError("%s: %s", s.Name, s.Reason)
 		}
 		r.Warnings = append(r.Warnings, checkLabels(s, cat)...)
@@ -385,9 +392,9 @@ func (r *Report) Finish(finished time.Time, cat []Requirement) {
 // Unchecked returns the MUST requirements that got no verdict on the
 // target in this run (SKIPPED, NOT JUDGED or NOT RUN), so that a CONFORMANT
 // run can say what it did not check; those of another framing are left
-// out, as they do not apply.
-func (r *Report) Unchecked() []Verdict {
-	var out []Verdict
+// out, as they do not apply, and those the filter left out are only
+// counted (filtered), as the user chose them.
+func (r *Report) Unchecked() (out []Verdict, filtered int) {
 	for _, v := range r.Requirements {
 		if v.Level != "must" {
 			continue
@@ -395,11 +402,13 @@ func (r *Report) Unchecked() []Verdict {
 		switch {
 		case v.Verdict == Skipped && otherFraming.MatchString(v.Reason):
 		case v.Verdict == NotRun && r.seen.ran && !r.seen.built[v.ID]:
+		case v.Verdict == NotRun && v.Reason == notSelected:
+			filtered++
 		case v.Verdict == Skipped || v.Verdict == NotJudged || v.Verdict == NotRun:
 			out = append(out, v)
 		}
 	}
-	return out
+	return out, filtered
 }
 
 // otherFraming matches the suite's reason for skipping a spec of another
@@ -483,8 +492,11 @@ func (r *Report) notRunReason(id string) string {
 	case r.seen.stoppedEarly:
 		return "not reached: the run stopped early (see the harness errors)"
 	}
-	return "not selected (--label-filter, --focus)"
+	return notSelected
 }
+
+// notSelected is the reason of a requirement the filter left out.
+const notSelected = "not selected (--label-filter, --focus)"
 
 func namesKnown(ids []string, cat []Requirement) bool {
 	for _, id := range ids {

@@ -120,6 +120,12 @@ func TestVerdicts(t *testing.T) {
 			exit:  ExitHarnessError,
 		},
 		{
+			name:  "a spec out of its time budget is a harness error, not a failure of its requirements",
+			specs: []types.SpecReport{passEcho, it("1000 echoes", types.SpecStateTimedout, "A spec timeout occurred", "EA-ADD-1", "must")},
+			want:  map[string]string{"EA-ECHO-1": Pass, "EA-ADD-1": NotRun, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
+			exit:  ExitHarnessError,
+		},
+		{
 			name:  "failed BeforeSuite is a harness error",
 			specs: []types.SpecReport{{LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStateFailed, Failure: types.Failure{Message: "server never listened"}}},
 			want:  map[string]string{"EA-ECHO-1": NotRun, "EA-ADD-1": NotRun, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
@@ -307,6 +313,19 @@ func TestNotRunReasons(t *testing.T) {
 	}
 }
 
+// TestStrictSaysWhy: under --strict a run with only a SHOULD failed says
+// that this is why it is NOT CONFORMANT.
+func TestStrictSaysWhy(t *testing.T) {
+	r := build(true, it("echo", types.SpecStatePassed, "", "EA-ECHO-1", "must"), it("err", types.SpecStateFailed, "EA-ERR-1: no error", "EA-ERR-1", "should"))
+	var b bytes.Buffer
+	if err := r.WriteTable(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	if want := "--strict: the 1 NON-STRICT requirement (a SHOULD or MAY failed) fails this run"; r.Verdict != NotConformant || !strings.Contains(b.String(), want) {
+		t.Errorf("verdict %s; table lacks %q:\n%s", r.Verdict, want, b.String())
+	}
+}
+
 // TestUncheckedMusts: a CONFORMANT run says which MUST requirements it did
 // not check.
 func TestUncheckedMusts(t *testing.T) {
@@ -324,8 +343,19 @@ func TestUncheckedMusts(t *testing.T) {
 	r = build(false,
 		it("echo", types.SpecStatePassed, "", "EA-ECHO-1", "must"),
 		it("add len32", types.SpecStateSkipped, "for len32 and varint framing; the target speaks raw", "EA-ADD-1", "must"))
-	if u := r.Unchecked(); len(u) != 0 {
-		t.Errorf("Unchecked = %+v, want none", u)
+	if u, filtered := r.Unchecked(); len(u) != 0 || filtered != 0 {
+		t.Errorf("Unchecked = %+v, %d filtered; want none", u, filtered)
+	}
+	// One the filter left out is only counted.
+	r = build(false,
+		it("echo", types.SpecStatePassed, "", "EA-ECHO-1", "must"),
+		it("add", types.SpecStateSkipped, "", "EA-ADD-1", "must")) // filtered out
+	b.Reset()
+	if err := r.WriteTable(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	if u, filtered := r.Unchecked(); len(u) != 0 || filtered != 1 || !strings.Contains(b.String(), "left out by --label-filter or --focus: 1 MUST requirement\n") {
+		t.Errorf("Unchecked = %+v, %d filtered; want none, 1; table:\n%s", u, filtered, b.String())
 	}
 }
 

@@ -38,8 +38,20 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 		r.Framing, r.Target, r.ExitCode)
 	switch r.Verdict {
 	case Conformant:
-		if u := r.Unchecked(); len(u) > 0 {
+		u, filtered := r.Unchecked()
+		if len(u) > 0 {
 			fmt.Fprintf(ew, "not checked in this run: %d MUST requirement%s (%s)\n", len(u), plural(len(u)), uncheckedList(u))
+		}
+		if filtered > 0 {
+			fmt.Fprintf(ew, "left out by --label-filter or --focus: %d MUST requirement%s\n", filtered, plural(filtered))
+		}
+	case NotConformant:
+		if r.Strict && count[NonStrict] > 0 {
+			verb := "fail"
+			if count[NonStrict] == 1 {
+				verb = "fails"
+			}
+			fmt.Fprintf(ew, "--strict: the %d NON-STRICT requirement%s (a SHOULD or MAY failed) %s this run\n", count[NonStrict], plural(count[NonStrict]), verb)
 		}
 	case NothingJudged:
 		fmt.Fprintln(ew, "nothing judged: every selected spec skipped itself (see REASON); select other specs or another --framing")
