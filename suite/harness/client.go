@@ -386,14 +386,27 @@ func (c *Client) next(deadline time.Time) outcome {
 	}
 }
 
-// decode turns the first n buffered bytes into a reply.
+// decode turns the first n buffered bytes into a reply. When they are the
+// connection's first reply and no valid one (undecodable, not as the schema
+// defines it, or setting no field) while the bytes received read as valid
+// replies in another framing, the server speaks that framing: the bytes
+// are no reply in the client's, and break its framing requirement, not
+// EA-MSG-1 (a len32 reply 00 00 00 56 1a... read as varint is an empty
+// message, then garbage). They stay buffered, as bytes splitReply rejects do.
 func (c *Client) decode(n, prefix int) outcome {
 	frame := append([]byte(nil), c.rbuf[:n]...)
 	first, last := c.arrivalOf(0), c.arrivalOf(n-1)
 	rest := append([]byte(nil), c.rbuf...)
+	msg, strict, err := decodeReply(frame[prefix:])
+	if c.replies == 0 && (err != nil || strict != nil || msg.GetMessage() == nil) {
+		if g, ok := otherFraming(rest, c.opts.Framing); ok {
+			o := outcome{bad: fmt.Sprintf("bytes that are not a %s reply (read as %s, %s; they read as %s replies)", c.opts.Framing, c.opts.Framing, invalidReply(msg, strict, err), g), badIDs: []string{c.framingID()}, hint: rest}
+			c.tr.note("%s", o.bad)
+			return o
+		}
+	}
 	c.consume(n)
 	c.replies++
-	msg, strict, err := decodeReply(frame[prefix:])
 	if err != nil {
 		o := outcome{bad: fmt.Sprintf("reply #%d that is not a ServerMessage (%v)", c.replies, err), badIDs: []string{"EA-MSG-1"}, hint: rest}
 		c.tr.note("%s", o.bad)

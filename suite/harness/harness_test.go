@@ -123,6 +123,40 @@ func TestFramingHint(t *testing.T) {
 	}
 }
 
+// TestOtherFraming: bytes received count as another framing's only when,
+// read in it, they are whole replies that decode strictly and set their
+// oneof; a genuine empty or undecodable reply in the client's framing is not.
+func TestOtherFraming(t *testing.T) {
+	errReply := encode(protocol.ErrorReply(protocol.Code_CODE_TOO_LARGE, "too large"))
+	for _, tc := range []struct {
+		name    string
+		current protocol.Framing
+		bytes   []byte
+		want    string // the framing found; "" for none
+	}{
+		{"len32 Error reply read as varint (an empty message first)", protocol.Varint, protocol.Len32.AppendFrame(nil, errReply), "len32"},
+		{"raw Error reply read as varint (undecodable)", protocol.Varint, errReply, "raw"},
+		{"len32 Error reply read as raw", protocol.Raw, protocol.Len32.AppendFrame(nil, errReply), "len32"},
+		{"two len32 replies and the start of a third", protocol.Varint, append(protocol.Len32.AppendFrame(protocol.Len32.AppendFrame(nil, errReply), errReply), 0, 0), "len32"},
+		{"a varint empty message alone", protocol.Varint, []byte{0x00}, ""},
+		{"a varint empty message, then an echo reply", protocol.Varint, []byte{0x00, 0x05, 0x0a, 0x03, 0x0a, 0x01, 'x'}, ""},
+		{"a len32 empty message", protocol.Len32, []byte{0x00, 0x00, 0x00, 0x00}, ""},
+		{"a len32 reply, then garbage", protocol.Varint, append(protocol.Len32.AppendFrame(nil, errReply), 0xff, 0xff, 0xff, 0xff, 0xff), ""},
+		{"garbage", protocol.Varint, []byte{0x00, 0xde, 0xad, 0xbe, 0xef}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, ok := otherFraming(tc.bytes, tc.current)
+			got := ""
+			if ok {
+				got = g.String()
+			}
+			if got != tc.want {
+				t.Fatalf("otherFraming(% x, %v) = %q, want %q", tc.bytes, tc.current, got, tc.want)
+			}
+		})
+	}
+}
+
 // fakeServer accepts one connection and hands it to serve.
 func fakeServer(t *testing.T, serve func(net.Conn)) string {
 	t.Helper()
@@ -271,6 +305,31 @@ func TestClientChecks(t *testing.T) {
 		}
 		if f := failureOf(t, c.Echo("two")); f.IDs[0] != "EA-CONN-1" {
 			t.Fatalf("got %v", f)
+		}
+	})
+
+	t.Run("a len32 reply to a varint client is EA-FRAME-5 with a hint, an empty varint reply EA-MSG-1", func(t *testing.T) {
+		for _, tc := range []struct {
+			reply    []byte
+			id, hint string
+		}{
+			{protocol.Len32.AppendFrame(nil, encode(protocol.ErrorReply(protocol.Code_CODE_TOO_LARGE, "too large"))), "EA-FRAME-5", TryFraming + "len32"},
+			{[]byte{0x00}, "EA-MSG-1", ""},
+		} {
+			addr := fakeServer(t, func(conn net.Conn) {
+				io.ReadFull(conn, make([]byte, 1))
+				conn.Write(tc.reply)
+				io.Copy(io.Discard, conn)
+			})
+			c, err := Dial(context.Background(), addr, Options{Framing: protocol.Varint, Latency: 200 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			f := failureOf(t, c.Echo("x"))
+			if !slices.Equal(f.IDs, []string{tc.id}) || !strings.Contains(f.Hint, tc.hint) || (tc.hint == "") != (f.Hint == "") {
+				t.Errorf("reply % x: got IDs %v, hint %q; want [%s], a hint naming %q", tc.reply, f.IDs, f.Hint, tc.id, tc.hint)
+			}
 		}
 	})
 

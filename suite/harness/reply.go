@@ -206,3 +206,45 @@ func looksLike(buf []byte, g protocol.Framing) *protocol.ServerMessage {
 	}
 	return msg
 }
+
+// otherFraming returns the framing other than current that buf, the bytes
+// received from a reply's start, is written in, if it is strong evidence of
+// one: read in it, buf is one or more whole replies, each decoding strictly
+// and setting its oneof, and at most the start of one more.
+func otherFraming(buf []byte, current protocol.Framing) (protocol.Framing, bool) {
+	for _, g := range protocol.Framings {
+		if g != current && wholeReplies(buf, g) {
+			return g, true
+		}
+	}
+	return current, false
+}
+
+// wholeReplies reports whether buf, read in framing g, is whole replies
+// that each look like a reply (looksLike), then at most an incomplete one.
+func wholeReplies(buf []byte, g protocol.Framing) bool {
+	replies := 0
+	for len(buf) > 0 {
+		n, _, _, err := splitReply(g, buf, protocol.DefaultMaxMessageSize+replySlack)
+		if errors.Is(err, protocol.ErrIncomplete) {
+			break
+		}
+		if err != nil || looksLike(buf, g) == nil {
+			return false
+		}
+		buf = buf[n:]
+		replies++
+	}
+	return replies > 0
+}
+
+// invalidReply says why a decoded reply is no valid one.
+func invalidReply(msg *protocol.ServerMessage, strict, err error) string {
+	switch {
+	case err != nil:
+		return fmt.Sprintf("the first is not a ServerMessage (%v)", err)
+	case strict != nil:
+		return fmt.Sprintf("the first is %s, not as the schema defines it (%v)", describeReply(msg), strict)
+	}
+	return "the first is " + describeReply(msg)
+}

@@ -23,11 +23,11 @@ const mismatchWall = 8 * time.Second
 
 // TestFramingMismatch: a target that speaks another framing than the
 // runner's --framing fails only the framing requirement of the runner's
-// framing (EA-FRAME-1 for raw, EA-FRAME-4 for len32), on the first spec,
-// which says which framing the replies look like. Every later spec that
-// talks to the target skips as NOT JUDGED, naming that framing, instead of
-// being charged with failures that are the mismatch's; the summary ends
-// with the hint.
+// framing (EA-FRAME-1 for raw, EA-FRAME-4 for len32, EA-FRAME-5 for
+// varint), in each of the six directions, on the first spec, which says
+// which framing the replies look like. Every later spec that talks to the
+// target skips as NOT JUDGED, naming that framing, instead of being charged
+// with failures that are the mismatch's; the summary ends with the hint.
 func TestFramingMismatch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the suite against the reference in another framing")
@@ -37,7 +37,11 @@ func TestFramingMismatch(t *testing.T) {
 		fails          string // the one requirement that fails
 	}{
 		{server: "len32", runner: "raw", fails: "EA-FRAME-1"},
+		{server: "varint", runner: "raw", fails: "EA-FRAME-1"},
 		{server: "raw", runner: "len32", fails: "EA-FRAME-4"},
+		{server: "varint", runner: "len32", fails: "EA-FRAME-4"},
+		{server: "raw", runner: "varint", fails: "EA-FRAME-5"},
+		{server: "len32", runner: "varint", fails: "EA-FRAME-5"},
 	} {
 		t.Run(tc.server+" target, "+tc.runner+" runner", func(t *testing.T) {
 			addr := startReference(t, tc.server)
