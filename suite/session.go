@@ -187,7 +187,7 @@ func checkAnswering(framing protocol.Framing, w harness.Window) {
 		answering.decided = true
 	}
 	stopped := answering.stopped != ""
-	if hint := framingHint(r.Failure.Message); hint != "" && !answering.mismatch {
+	if hint := harness.FramingHintIn(r.Failure.Message); hint != "" && !answering.mismatch {
 		answering.stopped = fmt.Sprintf("the target speaks another framing: %s (seen in %q)", hint, r.FullText())
 		answering.mismatch = true
 		answering.mu.Unlock()
@@ -207,25 +207,6 @@ func checkAnswering(framing protocol.Framing, w harness.Window) {
 	defer answering.mu.Unlock()
 	answering.stopped = fmt.Sprintf("the target stopped answering: %s (in %q); then %s", first, r.FullText(), what)
 	AddReportEntry("target stopped answering", "after this spec failed, "+what+"; the specs that follow skip")
-}
-
-// framingHint returns the framing hint a failure message carries (the
-// "hint: " line under its first, see failureText), up to the framing it
-// advises: "the bytes received look like len32 framing (...), not raw: try
-// --framing len32"; "" if it carries none.
-func framingHint(msg string) string {
-	head, _, _ := strings.Cut(msg, "\n\n") // not the transcript, nor details
-	for _, line := range strings.Split(head, "\n") {
-		hint, ok := strings.CutPrefix(line, "hint: ")
-		if !ok {
-			continue
-		}
-		if before, after, ok := strings.Cut(hint, harness.TryFraming); ok {
-			g, _, _ := strings.Cut(after, " ")
-			return before + harness.TryFraming + g
-		}
-	}
-	return ""
 }
 
 // failsMust reports whether a failure whose first line is first, in a spec

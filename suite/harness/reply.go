@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -175,6 +176,27 @@ var framingLooks = map[protocol.Framing]string{
 // to try: "...: try --framing len32 (read that way, ...)". The suite finds
 // framing hints in failure messages by it.
 const TryFraming = "try --framing "
+
+// FramingHintIn returns the framing hint a failure message of this package
+// carries (a "hint: " line after its first and before the transcript, which
+// follows a blank line), cut after the framing it advises: "the bytes
+// received look like len32 framing (...), not raw: try --framing len32";
+// "" if it carries none. The suite reads it to skip what a framing mismatch
+// would fail anyway, and the report to end with it.
+func FramingHintIn(failure string) string {
+	head, _, _ := strings.Cut(failure, "\n\n")
+	for _, line := range strings.Split(head, "\n") {
+		hint, ok := strings.CutPrefix(line, "hint: ")
+		if !ok {
+			continue
+		}
+		if before, after, ok := strings.Cut(hint, TryFraming); ok {
+			g, _, _ := strings.Cut(after, " ")
+			return before + TryFraming + g
+		}
+	}
+	return ""
+}
 
 // framingHint says which other framing buf looks like, or "" if none: a
 // framing in which buf starts with a whole reply that decodes strictly and

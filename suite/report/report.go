@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/onsi/ginkgo/v2/types"
+
+	"echoadd/suite/harness"
 )
 
 // Schema is the version of the JSON report's layout.
@@ -209,31 +211,9 @@ const notJudgedPrefix = "not judged: "
 func (r *Report) FramingHint() string {
 	for _, s := range r.Specs {
 		if s.Failed() && !s.HarnessFailure() {
-			if h := framingHint(s.Failure); h != "" {
+			if h := harness.FramingHintIn(s.Failure); h != "" {
 				return h
 			}
-		}
-	}
-	return ""
-}
-
-// tryFraming is the advice every framing hint of the suite's harness
-// gives, followed by the framing to try (harness.TryFraming).
-const tryFraming = "try --framing "
-
-// framingHint returns the framing hint a failure message carries: a
-// "hint: " line after its first and before the transcript, which follows a
-// blank line, cut after the framing it advises; "" if it carries none.
-func framingHint(failure string) string {
-	head, _, _ := strings.Cut(failure, "\n\n")
-	for _, line := range strings.Split(head, "\n") {
-		hint, ok := strings.CutPrefix(line, "hint: ")
-		if !ok {
-			continue
-		}
-		if before, after, ok := strings.Cut(hint, tryFraming); ok {
-			g, _, _ := strings.Cut(after, " ")
-			return before + tryFraming + g
 		}
 	}
 	return ""
