@@ -15,7 +15,10 @@ const initialBufferSize = 4 << 10
 
 // Decoder reads messages from an io.Reader in one framing. It never
 // allocates for a size the peer declares: the buffer grows only as bytes
-// arrive, and a declared size above the limit fails before that.
+// arrive, and a declared size above the limit fails before that. A buffer
+// grown beyond its first 4 KiB for a large message is dropped once that
+// message is returned and nothing follows it, so that a connection does not
+// keep it while idle.
 type Decoder struct {
 	r       io.Reader
 	framing Framing
@@ -24,7 +27,44 @@ type Decoder struct {
 	buf     []byte                                          // buf[start:end] is read but not yet returned
 	start   int
 	end     int
-	readErr error // deferred until the buffered bytes are used up
+	readErr error  // deferred until the buffered bytes are used up
+	budget  Budget // nil: none
+	charged int    // bytes of buf taken from budget
+}
+
+// A Budget bounds the memory that many Decoders (and whatever else a server
+// buffers) hold between them; see Decoder.SetBudget.
+type Budget interface {
+	// Grow takes n more bytes if they fit and reports whether they did.
+	Grow(n int) bool
+	// Add gives -n bytes back (or takes n without a check).
+	Add(n int)
+}
+
+// SetBudget makes the Decoder take its buffer from b once it grows beyond
+// its first 4 KiB: when b refuses, Next returns ErrOverloaded after the
+// messages already buffered, instead of reading more. Call Release when done
+// with the Decoder to give the bytes back.
+func (d *Decoder) SetBudget(b Budget) { d.budget = b }
+
+// Release drops the Decoder's buffer, giving its bytes back to the budget.
+// The Decoder stays usable; what it had buffered is gone.
+func (d *Decoder) Release() {
+	d.buf, d.start, d.end = nil, 0, 0
+	if d.charged > 0 {
+		d.budget.Add(-d.charged)
+		d.charged = 0
+	}
+}
+
+// charge is how much of a buffer of size bytes counts against a budget:
+// all of it once it is larger than the first buffer, which every
+// connection has anyway.
+func charge(size int) int {
+	if size <= initialBufferSize {
+		return 0
+	}
+	return size
 }
 
 // NewDecoder returns a Decoder reading f-framed messages of at most max
@@ -81,6 +121,9 @@ const maxEmptyReads = 100
 func (d *Decoder) fill() {
 	if d.start == d.end {
 		d.start, d.end = 0, 0
+		if len(d.buf) > initialBufferSize {
+			d.Release() // a large message's buffer: it is done with
+		}
 	}
 	if d.end == len(d.buf) {
 		if d.start > 0 {
@@ -97,6 +140,13 @@ func (d *Decoder) fill() {
 				// Unreachable while Split keeps its promise.
 				d.readErr = fmt.Errorf("protocol: %d buffered bytes and still no whole %v frame", len(d.buf), d.framing)
 				return
+			}
+			if more := charge(size) - d.charged; d.budget != nil && more > 0 {
+				if !d.budget.Grow(more) {
+					d.readErr = ErrOverloaded
+					return
+				}
+				d.charged += more
 			}
 			grown := make([]byte, size)
 			d.end = copy(grown, d.buf[d.start:d.end])

@@ -418,3 +418,75 @@ func TestIllegalWriter(t *testing.T) {
 		t.Errorf("writer error: %v; want %v", err, boom)
 	}
 }
+
+// testBudget is a Budget of limit bytes, for one goroutine.
+type testBudget struct{ limit, used int }
+
+func (b *testBudget) Grow(n int) bool {
+	if b.used+n > b.limit {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *testBudget) Add(n int) { b.used += n }
+
+// A Decoder whose budget refuses to grow returns the messages already
+// buffered, then ErrOverloaded (CODE_OVERLOADED, fatal), and reads no more.
+func TestDecoderBudgetRefuses(t *testing.T) {
+	var stream []byte
+	for _, n := range []int{10, 3000, 20000} {
+		stream, _ = Len32.AppendMessage(stream, EchoRequest(strings.Repeat("x", n)))
+	}
+	r := &chunkReader{data: stream}
+	d := NewDecoder(r, Len32, 0)
+	b := &testBudget{limit: 16 << 10}
+	d.SetBudget(b)
+	msgs, err := readAll(t, d)
+	if len(msgs) != 2 || !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("got %d messages, then %v; want 2, then ErrOverloaded", len(msgs), err)
+	}
+	if ErrorCode(err) != Code_CODE_OVERLOADED || !Fatal(err) {
+		t.Errorf("ErrorCode %v, Fatal %v; want CODE_OVERLOADED, fatal", ErrorCode(err), Fatal(err))
+	}
+	if b.used > b.limit {
+		t.Errorf("budget used %d of %d", b.used, b.limit)
+	}
+	d.Release()
+	if b.used != 0 {
+		t.Errorf("after Release the budget holds %d bytes; want 0", b.used)
+	}
+}
+
+// A large message's buffer is charged while it is read and given back, and
+// dropped, once the message is returned and nothing follows it: an idle
+// connection keeps no large buffer.
+func TestDecoderBudgetGivenBack(t *testing.T) {
+	large, _ := Len32.AppendMessage(nil, EchoRequest(strings.Repeat("x", 50000)))
+	small, _ := Len32.AppendMessage(nil, EchoRequest("hi"))
+	pr, pw := io.Pipe()
+	d := NewDecoder(pr, Len32, 0)
+	b := &testBudget{limit: 1 << 20}
+	d.SetBudget(b)
+	go func() {
+		pw.Write(large)
+		pw.Write(small)
+		pw.Close()
+	}()
+	if _, err := d.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if b.used < 50000 {
+		t.Fatalf("reading 50 KB took %d bytes of the budget", b.used)
+	}
+	if _, err := d.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if b.used != 0 || len(d.buf) > initialBufferSize {
+		t.Fatalf("after the large message: budget holds %d bytes, buffer of %d; want 0, at most %d", b.used, len(d.buf), initialBufferSize)
+	}
+	if _, err := d.Next(); err != io.EOF {
+		t.Fatalf("at the end: %v; want io.EOF", err)
+	}
+}

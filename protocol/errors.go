@@ -11,6 +11,12 @@ import (
 // hold a whole frame: the caller reads more bytes and calls Split again.
 var ErrIncomplete = errors.New("protocol: incomplete frame, need more bytes")
 
+// ErrOverloaded is returned by a Decoder whose Budget refuses the memory to
+// buffer more of a request: the server has too much buffered for its other
+// connections. The request is lost, so the connection is closed after the
+// Error reply (CODE_OVERLOADED).
+var ErrOverloaded = errors.New("protocol: the server has no memory left to buffer this request; retry later")
+
 // TooLargeError reports a frame whose declared size is above the limit
 // (EA-LIM-2). It is returned as soon as the prefix or tag is read, before
 // anything is allocated for the body.
@@ -91,6 +97,8 @@ func ErrorCode(err error) Code {
 		return Code_CODE_FRAMING
 	case errors.As(err, &request):
 		return request.Code
+	case errors.Is(err, ErrOverloaded):
+		return Code_CODE_OVERLOADED
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return Code_CODE_FRAMING
 	case errors.Is(err, os.ErrDeadlineExceeded):

@@ -60,6 +60,9 @@ type conn struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc, log: s.logger().With(slog.String("remote", nc.RemoteAddr().String()))}
 	c.dec = protocol.NewDecoder(c, s.Framing, s.maxMessageSize())
+	if s.budget != nil {
+		c.dec.SetBudget(s.budget)
+	}
 	return c
 }
 
@@ -75,6 +78,7 @@ func (c *conn) serve() {
 	}
 	c.log.Debug("connection opened")
 	reason := c.loop()
+	c.dec.Release()
 	c.log.Debug("connection closed", slog.String("why", reason))
 }
 
@@ -138,6 +142,14 @@ func (c *conn) finish(err error) string {
 		c.flush()
 		c.lingerClose()
 		return "idle timeout" // EA-LIM-4
+	case errors.Is(err, protocol.ErrOverloaded):
+		// The server's buffers are full (MaxBuffered): this request cannot
+		// be received, so it is refused and the connection closed.
+		c.srv.bufferRefusals.refused(func() slog.Attr { return slog.String("remote", c.nc.RemoteAddr().String()) })
+		c.queue(protocol.ErrorReplyFor(err))
+		c.flush()
+		c.lingerClose()
+		return "buffers full"
 	case protocol.Fatal(err) && protocol.ErrorCode(err) != protocol.Code_CODE_UNSPECIFIED:
 		// Too large or unsplittable: the stream is out of sync (EA-MAL-5,
 		// EA-LIM-2).
@@ -198,8 +210,15 @@ func (c *conn) flush() error {
 		// deadline; one blocked by a client that does not read fails at it.
 		c.nc.SetWriteDeadline(time.Now().Add(c.srv.WriteTimeout))
 	}
+	large := cap(c.out) > flushThreshold
+	if large {
+		// A large reply counts against MaxBuffered while it is written
+		// (the write blocks while the client does not read).
+		c.srv.budget.Add(cap(c.out))
+		defer c.srv.budget.Add(-cap(c.out))
+	}
 	_, c.writeErr = c.nc.Write(c.out)
-	if cap(c.out) > flushThreshold {
+	if large {
 		c.out = nil // do not keep a large echo's buffer on an idle connection
 	} else {
 		c.out = c.out[:0]
@@ -300,6 +319,8 @@ func (c *conn) drain() {
 // connection closes at once.
 func (c *conn) lingerClose() {
 	defer c.nc.Close()
+	c.dec.Release() // no request is read any more: give its bytes back now
+
 	cw, ok := c.nc.(interface{ CloseWrite() error })
 	if !ok || cw.CloseWrite() != nil {
 		return

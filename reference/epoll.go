@@ -59,6 +59,7 @@ func (s *Server) loops() (*eventloop.Engine, error) {
 		IdleTimeout:   s.IdleTimeout,
 		LingerTimeout: lingerTimeout,
 		MaxConns:      s.MaxConns,
+		Budget:        s.budget,
 		Overloaded:    overloaded,
 		Refused:       h.refused,
 		Fallback:      s.startConn,
@@ -170,6 +171,14 @@ func (h *loopHandler) append(out []byte, reply *protocol.ServerMessage) []byte {
 func (h *loopHandler) OnReadTimeout(c *eventloop.Conn, out []byte) []byte {
 	h.log.Warn("request not received within the read timeout", slog.Duration("read_timeout", h.s.ReadTimeout), h.remote(c))
 	return h.append(out, protocol.ErrorReply(protocol.Code_CODE_TIMEOUT, "")) // EA-LIM-3
+}
+
+// OnBuffersFull refuses a request that MaxBuffered leaves no room for, as
+// the goroutine engine does when its Decoder reports
+// protocol.ErrOverloaded.
+func (h *loopHandler) OnBuffersFull(c *eventloop.Conn, out []byte) []byte {
+	h.s.bufferRefusals.refused(func() slog.Attr { return h.remote(c) })
+	return h.append(out, protocol.ErrorReplyFor(protocol.ErrOverloaded))
 }
 
 func (h *loopHandler) OnOpen(c *eventloop.Conn) {

@@ -47,7 +47,7 @@ func FuzzFastPathMatchesHandle(f *testing.F) {
 // connection to it; both are closed at cleanup.
 func serveLen32(tb testing.TB, engine string) net.Conn {
 	tb.Helper()
-	s := &Server{Framing: protocol.Len32, Engine: engine}
+	s := &Server{Framing: protocol.Len32, Engine: engine, MaxBuffered: DefaultMaxBuffered} // as the command line runs it
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

@@ -7,46 +7,61 @@ import (
 	"time"
 )
 
-// refusalLogWindow is how long after a warn line about connections refused
-// at MaxConns the next refusals are only counted (and logged one by one at
-// debug level).
+// refusalLogWindow is how long after a warn line about refusals the next
+// refusals are only counted (and logged one by one at debug level).
 const refusalLogWindow = 10 * time.Second
 
-// refusalLog logs the connections refused at MaxConns (EA-LIM-5) so that a
-// flood of them does not flood the log: the first refusal is logged at warn
-// level at once; those within refusalLogWindow after it only at debug
-// level, each, and counted; the first refusal after the window logs the
-// count in one warn line ("connections refused at the connection limit",
-// refused=N with itself, in_last= the time since the previous warn line)
-// and opens the next window. So there is at most one warn line per window,
-// and a count not yet logged waits for the next refusal.
+// refusalLog logs the refusals at one of the server's limits (connections
+// at MaxConns, EA-LIM-5; requests at MaxBuffered) so that a flood of them
+// does not flood the log: the first refusal is logged at warn level at
+// once; those within refusalLogWindow after it only at debug level, each,
+// and counted; the first refusal after the window logs the count in one
+// warn line (its plural message, refused=N with itself, in_last= the time
+// since the previous warn line) and opens the next window. So there is at
+// most one warn line per window, and a count not yet logged waits for the
+// next refusal.
 //
-// Refusals come from every goroutine that accepts (epoll engine) or serves
-// a connection (goroutine engine). A refusal that writes no line takes no
-// lock and allocates nothing: two atomic operations and the clock.
+// Refusals come from every goroutine that accepts or reads (epoll engine)
+// or serves a connection (goroutine engine). A refusal that writes no line
+// takes no lock and allocates nothing: two atomic operations and the clock.
 type refusalLog struct {
 	// Immutable.
-	log      *slog.Logger
-	maxConns int
-	debug    bool                 // log is enabled at debug level
-	clock    func() time.Duration // monotonic
+	log   *slog.Logger
+	one   string               // the message for one refusal
+	many  string               // the message for a count of them
+	limit slog.Attr            // the limit refused at, in every line
+	debug bool                 // log is enabled at debug level
+	clock func() time.Duration // monotonic
 
 	next    atomic.Int64 // when the window ends, on clock; 0 before the first refusal
 	counted atomic.Int64 // refusals since the last warn line, not in it
 }
 
-// newRefusalLog returns the refusal log of a server with maxConns that logs
-// to log. clock nil means the monotonic clock.
-func newRefusalLog(log *slog.Logger, maxConns int, clock func() time.Duration) *refusalLog {
+// newRefusalLog returns a refusal log that logs to log: one and many are
+// the messages for one refusal and for a count of them, limit the limit's
+// attribute. clock nil means the monotonic clock.
+func newRefusalLog(log *slog.Logger, one, many string, limit slog.Attr, clock func() time.Duration) *refusalLog {
 	if clock == nil {
 		start := time.Now()
 		clock = func() time.Duration { return time.Since(start) }
 	}
-	return &refusalLog{log: log, maxConns: maxConns, debug: log.Enabled(context.Background(), slog.LevelDebug), clock: clock}
+	return &refusalLog{log: log, one: one, many: many, limit: limit, debug: log.Enabled(context.Background(), slog.LevelDebug), clock: clock}
 }
 
-// refused logs, or counts, one connection refused at MaxConns. remote,
-// called only for a debug line, names the connection.
+// newConnRefusalLog is the log of connections refused at maxConns.
+func newConnRefusalLog(log *slog.Logger, maxConns int, clock func() time.Duration) *refusalLog {
+	return newRefusalLog(log, "connection refused: at the connection limit", "connections refused at the connection limit", slog.Int("max_conns", maxConns), clock)
+}
+
+// newBufferRefusalLog is the log of requests refused because the bytes
+// buffered over all connections reached maxBuffered.
+func newBufferRefusalLog(log *slog.Logger, maxBuffered int64, clock func() time.Duration) *refusalLog {
+	return newRefusalLog(log, "request refused: the server's buffers are full; connection closed",
+		"requests refused with the server's buffers full; connections closed", slog.Int64("max_buffered", maxBuffered), clock)
+}
+
+// refused logs, or counts, one refusal. remote, called only for a debug
+// line, names the connection.
 func (r *refusalLog) refused(remote func() slog.Attr) {
 	now := int64(r.clock())
 	end := r.next.Load()
@@ -54,18 +69,18 @@ func (r *refusalLog) refused(remote func() slog.Attr) {
 		// Within the window, or another refusal has just opened a new one.
 		r.counted.Add(1)
 		if r.debug {
-			r.log.LogAttrs(context.Background(), slog.LevelDebug, "connection refused: at the connection limit", slog.Int("max_conns", r.maxConns), remote())
+			r.log.LogAttrs(context.Background(), slog.LevelDebug, r.one, r.limit, remote())
 		}
 		return
 	}
 	n := r.counted.Swap(0)
 	if n == 0 {
-		r.log.LogAttrs(context.Background(), slog.LevelWarn, "connection refused: at the connection limit", slog.Int("max_conns", r.maxConns))
+		r.log.LogAttrs(context.Background(), slog.LevelWarn, r.one, r.limit, remote())
 		return
 	}
-	r.log.LogAttrs(context.Background(), slog.LevelWarn, "connections refused at the connection limit",
+	r.log.LogAttrs(context.Background(), slog.LevelWarn, r.many,
 		slog.Int64("refused", n+1),
-		slog.Int("max_conns", r.maxConns),
+		r.limit,
 		slog.Duration("in_last", time.Duration(now-(end-int64(refusalLogWindow))).Round(time.Millisecond)))
 }
 
@@ -81,8 +96,8 @@ func (r *refusalLog) flush() {
 		return
 	}
 	since := time.Duration(int64(r.clock()) - (r.next.Load() - int64(refusalLogWindow)))
-	r.log.LogAttrs(context.Background(), slog.LevelWarn, "connections refused at the connection limit",
+	r.log.LogAttrs(context.Background(), slog.LevelWarn, r.many,
 		slog.Int64("refused", n),
-		slog.Int("max_conns", r.maxConns),
+		r.limit,
 		slog.Duration("in_last", since.Round(time.Millisecond)))
 }

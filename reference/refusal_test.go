@@ -12,7 +12,7 @@ import (
 // the common case in a flood, costs no allocation.
 func TestRefusalLogCountingDoesNotAllocate(t *testing.T) {
 	var out bytes.Buffer
-	r := newRefusalLog(slog.New(slog.NewTextHandler(&out, nil)), 3, func() time.Duration { return 0 })
+	r := newConnRefusalLog(slog.New(slog.NewTextHandler(&out, nil)), 3, func() time.Duration { return 0 })
 	remote := "127.0.0.1:1"
 	r.refused(func() slog.Attr { return slog.String("remote", remote) }) // the warn line
 	n := testing.AllocsPerRun(100, func() {

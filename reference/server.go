@@ -10,12 +10,17 @@ import (
 	"time"
 
 	"echoadd/protocol"
+	"echoadd/reference/internal/budget"
 	"echoadd/reference/internal/eventloop"
 )
 
 // DefaultListenAddr is where ListenAndServe listens when ListenAddr is empty:
 // loopback only, as the command line's --listen default.
 const DefaultListenAddr = "127.0.0.1:7878"
+
+// DefaultMaxBuffered is the command line's --max-buffered (Server.MaxBuffered):
+// 256 requests of the default maximum size at once.
+const DefaultMaxBuffered = 256 << 20
 
 // ErrServerClosed is returned by Serve and ListenAndServe once Shutdown or
 // Close has been called.
@@ -74,6 +79,15 @@ type Server struct {
 	// it gets Error CODE_OVERLOADED and is closed (EA-LIM-5). 0 means no limit.
 	MaxConns int
 
+	// MaxBuffered bounds the bytes that all connections together hold in
+	// buffers larger than 4 KiB: requests still arriving and replies the
+	// client has not taken. A connection whose request would take it beyond
+	// MaxBuffered gets Error CODE_OVERLOADED and is closed; the others go on.
+	// Without it the worst case is MaxConns times MaxMessageSize. Replies are
+	// counted but never refused: they may take it a little beyond. 0 means
+	// no limit; the command line's default is DefaultMaxBuffered.
+	MaxBuffered int64
+
 	// ShutdownGrace, if positive, bounds how long Shutdown waits for requests
 	// in progress before it closes the remaining connections by force, on top
 	// of the context Shutdown is given. 0 means only that context bounds it.
@@ -111,10 +125,13 @@ type Server struct {
 	closeErr   error                     // from closing the listeners
 	epoll      *eventloop.Engine         // the epoll engine, once started
 
-	// refusals logs the connections refused at MaxConns. Set under mu by
-	// the first Serve before it accepts, and read-only after, from the
-	// goroutines that accept and serve connections.
-	refusals *refusalLog
+	// refusals logs the connections refused at MaxConns, bufferRefusals the
+	// requests refused at MaxBuffered, which budget counts against. Set
+	// under mu by the first Serve before it accepts, and read-only after,
+	// from the goroutines that accept and serve connections.
+	refusals       *refusalLog
+	bufferRefusals *refusalLog
+	budget         *budget.Budget
 
 	held sync.WaitGroup // goroutines running handle for the epoll engine
 }
@@ -182,7 +199,8 @@ func (s *Server) Serve(l net.Listener) error {
 		slog.Duration("idle_timeout", s.IdleTimeout),
 		slog.Duration("read_timeout", s.ReadTimeout),
 		slog.Duration("write_timeout", s.WriteTimeout),
-		slog.Int("max_conns", s.MaxConns))
+		slog.Int("max_conns", s.MaxConns),
+		slog.Int64("max_buffered", s.MaxBuffered))
 
 	loops, err := s.loops()
 	if err != nil {
@@ -286,7 +304,9 @@ func (s *Server) trackListener(l net.Listener) bool {
 		s.addr = l.Addr()
 	}
 	if s.refusals == nil {
-		s.refusals = newRefusalLog(s.logger(), s.MaxConns, s.clock)
+		s.refusals = newConnRefusalLog(s.logger(), s.MaxConns, s.clock)
+		s.bufferRefusals = newBufferRefusalLog(s.logger(), s.MaxBuffered, s.clock)
+		s.budget = budget.New(s.MaxBuffered)
 	}
 	return true
 }
@@ -373,9 +393,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	closeErr := s.closeErr
 	loops := s.epoll
-	refusals := s.refusals
+	refusals := []*refusalLog{s.refusals, s.bufferRefusals}
 	s.mu.Unlock()
-	refusals.flush()
+	for _, r := range refusals {
+		r.flush()
+	}
 
 	if loops != nil {
 		if err := loops.Shutdown(ctx); err != nil {
@@ -405,9 +427,11 @@ func (s *Server) Close() error {
 	}
 	closeErr := s.closeErr
 	loops := s.epoll
-	refusals := s.refusals
+	refusals := []*refusalLog{s.refusals, s.bufferRefusals}
 	s.mu.Unlock()
-	refusals.flush()
+	for _, r := range refusals {
+		r.flush()
+	}
 	if loops != nil {
 		loops.Close()
 		s.held.Wait()

@@ -545,6 +545,77 @@ func TestMaxConns(t *testing.T) {
 	})
 }
 
+// buffered is what s's connections hold against MaxBuffered now.
+func (s *Server) buffered() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.budget.Used()
+}
+
+// TestMaxBuffered: the bytes buffered for partial requests are bounded
+// across connections: a request that would take them beyond MaxBuffered
+// gets Error CODE_OVERLOADED and a close, everyone else is served, and the
+// bytes come back once the requests are done.
+func TestMaxBuffered(t *testing.T) {
+	for _, f := range protocol.Framings {
+		t.Run(f.String(), func(t *testing.T) {
+			var logs lockedBuffer
+			s := &Server{Framing: f, MaxBuffered: 600 << 10, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+			addr := start(t, s)
+			large := echoOfSize(t, 300<<10)
+			wire := encode(t, f, large)
+			const rest = 10
+
+			first := dial(t, addr, f)
+			first.write(wire[:len(wire)-rest])
+			waitFor(t, "the first request buffered", func() bool { return s.buffered() >= int64(len(wire)-rest) })
+			second := dial(t, addr, f)
+			second.write(wire[:len(wire)-rest])
+			second.expectError(protocol.Code_CODE_OVERLOADED)
+			second.expectClosed()
+			dial(t, addr, f).roundTrip("small requests served meanwhile")
+
+			first.write(wire[len(wire)-rest:])
+			first.expect(protocol.EchoReply(large.GetEchoMessage().GetContent()))
+			first.roundTrip("the connection goes on")
+			second.nc.Close()
+			waitFor(t, "the bytes given back", func() bool { return s.buffered() == 0 })
+
+			third := dial(t, addr, f)
+			third.send(large)
+			third.expect(protocol.EchoReply(large.GetEchoMessage().GetContent()))
+
+			// Bytes held for a client that leaves mid-request, or without
+			// taking its replies, come back too.
+			gone := dial(t, addr, f)
+			gone.write(wire[:len(wire)-rest])
+			waitFor(t, "the partial request buffered", func() bool { return s.buffered() >= int64(len(wire)-rest) })
+			gone.nc.Close()
+			waitFor(t, "its bytes given back", func() bool { return s.buffered() == 0 })
+
+			notReading := dial(t, addr, f)
+			notReading.nc.(*net.TCPConn).SetReadBuffer(64 << 10)
+			wrote := make(chan struct{})
+			go func() { // until the server stops reading, and the close below
+				defer close(wrote)
+				for range 32 {
+					if _, err := notReading.nc.Write(wire); err != nil {
+						return
+					}
+				}
+			}()
+			waitFor(t, "replies held", func() bool { return s.buffered() > 0 })
+			notReading.nc.Close()
+			<-wrote
+			waitFor(t, "their bytes given back", func() bool { return s.buffered() == 0 })
+
+			if want := `level=WARN msg="request refused: the server's buffers are full; connection closed" max_buffered=614400 remote=`; !strings.Contains(logs.String(), want) {
+				t.Errorf("logs lack %s:\n%s", want, logs.String())
+			}
+		})
+	}
+}
+
 // TestRefusalLogRateLimited: a flood of connections refused at MaxConns
 // (EA-LIM-5) does not flood the log: the first refusal is logged at warn
 // level at once, those in the next refusalLogWindow only at debug level,

@@ -107,6 +107,8 @@ type options struct {
 	readTimeout    time.Duration
 	writeTimeout   time.Duration
 	maxConns       int
+	maxBuffered    BufferSize
+	maxBufferedSet bool // given on the command line, not the default
 	engine         string
 	shutdownGrace  time.Duration
 	logLevel       string
@@ -131,6 +133,8 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.DurationVar(&o.readTimeout, "read-timeout", 10*time.Second, "send Error CODE_TIMEOUT and close a connection whose request takes longer than this to arrive (0 = never)")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "close a connection whose client leaves its replies untaken for longer than this (0 = never)")
 	fs.IntVar(&o.maxConns, "max-conns", 0, "most connections served at once; one more gets Error CODE_OVERLOADED and is closed (0 = no limit)")
+	o.maxBuffered = reference.DefaultMaxBuffered
+	fs.Var(&o.maxBuffered, "max-buffered", "most bytes all connections together hold for requests still arriving and replies not yet taken, e.g. 64MiB or 4GiB; a request that would need more gets Error CODE_OVERLOADED and is closed (0 = no limit); at least twice --max-message-size, which the default rises to")
 	fs.StringVar(&o.engine, "engine", "", "how connections are served: epoll (event loops, Linux only; the default there) or goroutine (one per connection; the default elsewhere)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 5*time.Second, "on SIGTERM, SIGINT or SIGHUP, how long requests in progress may take before the connections are closed by force (0 = no limit)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "least severe log records written: debug, info, warn or error")
@@ -180,6 +184,11 @@ func validate(o *options) error {
 		if d.value < 0 {
 			errs = append(errs, fmt.Errorf("--%s %v: must not be negative; 0 turns it off", d.flag, d.value))
 		}
+	}
+	if twice := 2 * int64(o.maxMessageSize); !o.maxBufferedSet {
+		o.maxBuffered = max(o.maxBuffered, BufferSize(twice))
+	} else if o.maxBuffered != 0 && int64(o.maxBuffered) < twice {
+		errs = append(errs, fmt.Errorf("--max-buffered %v: must be at least twice --max-message-size, %v, so that a request of the maximum size can be buffered; or 0 for no limit", &o.maxBuffered, (*BufferSize)(&twice)))
 	}
 	if o.maxConns < 0 {
 		errs = append(errs, fmt.Errorf("--max-conns %d: must not be negative; 0 means no limit", o.maxConns))
@@ -250,6 +259,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return usageError(fmt.Errorf("unexpected argument %q: %s takes flags only", fs.Arg(0), name))
 	}
+	o.maxBufferedSet = fs.Changed("max-buffered")
 	if err := validate(&o); err != nil {
 		return usageError(err)
 	}
@@ -272,6 +282,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ReadTimeout:    o.readTimeout,
 		WriteTimeout:   o.writeTimeout,
 		MaxConns:       o.maxConns,
+		MaxBuffered:    int64(o.maxBuffered),
 		Engine:         o.engine,
 		ShutdownGrace:  o.shutdownGrace,
 		Logger:         log,
@@ -315,26 +326,64 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // EA-LIM-1.
 type MessageSize int
 
+func (b *MessageSize) Set(s string) error {
+	n, ok := parseBytes(s, MaxMessageSizeLimit)
+	if !ok {
+		return fmt.Errorf("want a number of bytes up to 1GiB, e.g. 1048576, 64KiB, 1MiB or 1GiB")
+	}
+	*b = MessageSize(n)
+	return nil
+}
+
+func (b *MessageSize) String() string { return strconv.Itoa(int(*b)) }
+func (b *MessageSize) Type() string   { return "bytes" }
+
+// maxBufferSize is the largest --max-buffered accepted.
+const maxBufferSize = 1 << 40
+
+// BufferSize is a --max-buffered value: bytes, as MessageSize takes them
+// (TiB as well), up to 1TiB; 0 means no limit. It prints with the largest
+// suffix that divides it, as people write it.
+type BufferSize int64
+
+func (b *BufferSize) Set(s string) error {
+	n, ok := parseBytes(s, maxBufferSize)
+	if !ok {
+		return fmt.Errorf("want a number of bytes up to 1TiB, e.g. 268435456, 256MiB or 4GiB, or 0 for no limit")
+	}
+	*b = BufferSize(n)
+	return nil
+}
+
+func (b *BufferSize) String() string {
+	for i := len(byteSuffixes) - 1; i >= 0; i-- {
+		if u := byteSuffixes[i]; *b != 0 && int64(*b)%u.factor == 0 {
+			return strconv.FormatInt(int64(*b)/u.factor, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(*b), 10)
+}
+
+func (b *BufferSize) Type() string { return "bytes" }
+
 var byteSuffixes = []struct {
 	suffix string
-	factor int
-}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}}
+	factor int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}}
 
-func (b *MessageSize) Set(s string) error {
-	digits, factor := s, 1
+// parseBytes reads a plain number of bytes, or one with a binary suffix
+// (KiB to TiB, in any case), of at most limit.
+func parseBytes(s string, limit int64) (int64, bool) {
+	digits, factor := s, int64(1)
 	for _, u := range byteSuffixes {
 		if len(s) > len(u.suffix) && strings.EqualFold(s[len(s)-len(u.suffix):], u.suffix) {
 			digits, factor = s[:len(s)-len(u.suffix)], u.factor
 			break
 		}
 	}
-	n, err := strconv.ParseUint(strings.TrimSpace(digits), 10, 31)
-	if err != nil || int(n) > MaxMessageSizeLimit/factor {
-		return fmt.Errorf("want a number of bytes up to 1GiB, e.g. 1048576, 64KiB, 1MiB or 1GiB")
+	n, err := strconv.ParseUint(strings.TrimSpace(digits), 10, 63)
+	if err != nil || n > uint64(limit/factor) {
+		return 0, false
 	}
-	*b = MessageSize(int(n) * factor)
-	return nil
+	return int64(n) * factor, true
 }
-
-func (b *MessageSize) String() string { return strconv.Itoa(int(*b)) }
-func (b *MessageSize) Type() string   { return "bytes" }

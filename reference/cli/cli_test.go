@@ -94,6 +94,9 @@ func TestBadFlags(t *testing.T) {
 		{"size below EA-LIM-1", []string{"--max-message-size", "1023"}, "--max-message-size 1023: must be at least 1024 bytes"},
 		{"size not a size", []string{"--max-message-size", "12x"}, `invalid argument "12x" for "--max-message-size" flag: want a number of bytes`},
 		{"size too big", []string{"--max-message-size", "2048MiB"}, `"--max-message-size" flag: want a number of bytes up to 1GiB`},
+		{"buffers below twice the default maximum", []string{"--max-buffered", "1MiB"}, "--max-buffered 1MiB: must be at least twice --max-message-size, 2MiB"},
+		{"buffers below twice a given maximum", []string{"--max-message-size", "200MiB", "--max-buffered", "256MiB"}, "--max-buffered 256MiB: must be at least twice --max-message-size, 400MiB"},
+		{"buffers not a size", []string{"--max-buffered", "lots"}, `"--max-buffered" flag: want a number of bytes up to 1TiB`},
 		{"negative read timeout", []string{"--read-timeout", "-1s"}, "--read-timeout -1s: must not be negative"},
 		{"negative idle timeout", []string{"--idle-timeout=-1s"}, "--idle-timeout -1s: must not be negative"},
 		{"negative write timeout", []string{"--write-timeout", "-1s"}, "--write-timeout -1s: must not be negative"},
@@ -166,6 +169,59 @@ func TestMessageSize(t *testing.T) {
 		err := b.Set(tt.in)
 		if (err == nil) != tt.ok || (tt.ok && int(b) != tt.want) {
 			t.Errorf("Set(%q) = %d, %v; want %d, ok %v", tt.in, b, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestMaxBufferedDefault: the default rises to twice --max-message-size,
+// so that raising only that flag never makes the server refuse to start;
+// one given is kept, 0 included.
+func TestMaxBufferedDefault(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want BufferSize
+	}{
+		{nil, 256 << 20},
+		{[]string{"--max-message-size", "64MiB"}, 256 << 20},
+		{[]string{"--max-message-size", "1GiB"}, 2 << 30},
+		{[]string{"--max-message-size", "1GiB", "--max-buffered", "0"}, 0},
+		{[]string{"--max-buffered", "8GiB"}, 8 << 30},
+	} {
+		var o options
+		fs := newFlagSet(&o)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		o.maxBufferedSet = fs.Changed("max-buffered")
+		if err := validate(&o); err != nil || o.maxBuffered != tt.want {
+			t.Errorf("%q: --max-buffered %v, %v; want %v", tt.args, &o.maxBuffered, err, &tt.want)
+		}
+	}
+}
+
+func TestBufferSize(t *testing.T) {
+	for _, tt := range []struct {
+		in, out string
+		ok      bool
+	}{
+		{"0", "0", true},
+		{"268435456", "256MiB", true},
+		{"256mib", "256MiB", true},
+		{"1536MiB", "1536MiB", true},
+		{"1000", "1000", true},
+		{"2048", "2KiB", true},
+		{"1TiB", "1TiB", true},
+		{"1025GiB", "", false},
+		{"1099511627777", "", false},
+		{"99999999999999999999", "", false},
+		{"-1", "", false},
+		{"1GB", "", false},
+		{"", "", false},
+	} {
+		var b BufferSize
+		err := b.Set(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && b.String() != tt.out) {
+			t.Errorf("Set(%q) = %v, %v; want %s, ok %v", tt.in, &b, err, tt.out, tt.ok)
 		}
 	}
 }
@@ -287,7 +343,7 @@ func TestRunInProcess(t *testing.T) {
 	}
 	expectEOF(t, nc)
 	logs := stderr.String()
-	for _, want := range []string{`"level":"INFO","msg":"listening on ` + addr + `","framing":"len32"`, `"msg":"connection opened"`, `"msg":"stopped"`} {
+	for _, want := range []string{`"level":"INFO","msg":"listening on ` + addr + `","framing":"len32"`, `"max_buffered":268435456`, `"msg":"connection opened"`, `"msg":"stopped"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
 		}

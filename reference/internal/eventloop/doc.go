@@ -13,6 +13,11 @@
 // received, output bytes only while the socket refuses them, and its place
 // in one timer list.
 //
+// Config.Budget bounds what all connections hold together in input and
+// output buffers larger than 4 KiB: a partial request that would need more
+// is refused (Handler.OnBuffersFull) and its connection closed, so that many
+// slow large requests cannot exhaust the server's memory.
+//
 // The protocol stays outside: Handler.OnData is given the bytes buffered for
 // a connection, appends replies to the loop's output buffer and says how
 // much input it consumed. The engine writes each batch of replies with one

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"echoadd/reference/internal/budget"
 )
 
 // Handler is the protocol side of the engine. A loop calls it from its own
@@ -21,6 +23,10 @@ type Handler interface {
 	// longer than Config.ReadTimeout. What it appends to out is written
 	// before the connection is closed.
 	OnReadTimeout(c *Conn, out []byte) []byte
+	// OnBuffersFull is called when c's partial request needs more memory
+	// than Config.Budget has left. What it appends to out is written before
+	// the connection is closed; the request is dropped.
+	OnBuffersFull(c *Conn, out []byte) []byte
 	// OnOpen is called once per connection served (not for one refused at
 	// MaxConns), when its loop takes it.
 	OnOpen(c *Conn)
@@ -65,6 +71,11 @@ type Config struct {
 	// connection beyond it gets Overloaded and is closed (EA-LIM-5). 0 means
 	// no limit.
 	MaxConns int
+	// Budget bounds the bytes that all connections hold between them in
+	// input and output buffers larger than 4 KiB. A partial request that
+	// needs more than is left gets Handler.OnBuffersFull and its connection
+	// is closed; replies are counted, never refused. nil means no limit.
+	Budget *budget.Budget
 	// Overloaded is written to a connection refused at MaxConns.
 	Overloaded []byte
 	// Refused is called for each connection refused at MaxConns, on the
@@ -90,11 +101,13 @@ const (
 // Conn is one connection served by a loop. Its fields belong to that loop's
 // goroutine; a Handler may use it only during the call it was given in.
 type Conn struct {
-	fd    int
-	seq   int32  // tells this connection's epoll events from a previous owner's of fd
-	in    []byte // received, not yet consumed: only while a request is partial
-	out   []byte // replies the socket has not taken yet
-	state connState
+	fd  int
+	seq int32  // tells this connection's epoll events from a previous owner's of fd
+	in  []byte // received, not yet consumed: only while a request is partial
+	out []byte // replies the socket has not taken yet
+	// charged: bytes of in and out counted against Config.Budget.
+	charged int
+	state   connState
 	// counted: served, against MaxConns; false for one refused at the limit.
 	counted bool
 	held    bool // a reply is being prepared elsewhere (Hold); input waits

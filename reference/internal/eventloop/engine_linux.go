@@ -881,6 +881,9 @@ func (l *loop) onReadable(c *Conn, events uint32) {
 	switch {
 	case err == unix.EAGAIN:
 		return
+	case err == errBuffersFull:
+		l.abandon(c, l.e.h.OnBuffersFull(c, l.out[:0]))
+		return
 	case err == unix.EINTR:
 		l.again = true
 		return
@@ -900,6 +903,7 @@ func (l *loop) onReadable(c *Conn, events uint32) {
 	if c.held { // an error or hang-up event: keep the bytes for later
 		if !inConn {
 			c.in = append(c.in[:0], in...)
+			l.account(c)
 		}
 		return
 	}
@@ -914,7 +918,10 @@ func (l *loop) onReadable(c *Conn, events uint32) {
 // reads end inside one, and appending each read to c.in instead would grow
 // c.in, an allocation, every time. A large one stays in c.in, which grows
 // by appending: moving it to and fro at every read would cost copies in
-// proportion to its size for a request that arrives in small pieces.
+// proportion to its size for a request that arrives in small pieces. When
+// c.in cannot grow within Config.Budget, fill returns errBuffersFull and the
+// bytes read are dropped: c.in holds one partial request (whole ones are
+// answered before a connection is read again), which is refused.
 func (l *loop) fill(c *Conn) (in []byte, inConn, full bool, err error) {
 	k := 0
 	if len(c.in) <= min(smallIn, len(l.buf)/2) {
@@ -929,8 +936,65 @@ func (l *loop) fill(c *Conn) (in []byte, inConn, full bool, err error) {
 	case k > 0 || len(c.in) == 0:
 		return l.buf[:k+n], false, n == len(l.buf)-k, nil
 	}
+	if !l.growIn(c, len(c.in)+n, true) {
+		return nil, false, false, errBuffersFull
+	}
 	c.in = append(c.in, l.buf[:n]...)
 	return c.in, true, n == len(l.buf), nil
+}
+
+// errBuffersFull: see fill.
+var errBuffersFull = errors.New("eventloop: no budget left for a partial request")
+
+// chargeFor is what a buffer of capacity n counts against Config.Budget:
+// nothing up to smallIn, which any connection may hold, else all of it.
+func chargeFor(n int) int {
+	if n <= smallIn {
+		return 0
+	}
+	return n
+}
+
+// growIn gives c.in room for need bytes, keeping what it holds: twice its
+// capacity, or need if that is more, or only need if the budget has no
+// room for twice. With check, it changes nothing and reports false when
+// even need does not fit; without, the bytes are taken regardless. The
+// capacity is set exactly (no append), so that the charge is what is held.
+func (l *loop) growIn(c *Conn, need int, check bool) bool {
+	if need <= cap(c.in) {
+		return true
+	}
+	size := max(need, 2*cap(c.in))
+	if b := l.e.cfg.Budget; b != nil {
+		more := func(size int) int { return chargeFor(size) - chargeFor(cap(c.in)) }
+		switch {
+		case !check:
+			b.Add(more(size))
+		case b.Grow(more(size)):
+		case b.Grow(more(need)):
+			size = need
+		default:
+			return false
+		}
+		c.charged += more(size)
+	}
+	in := make([]byte, len(c.in), size)
+	copy(in, c.in)
+	c.in = in
+	return true
+}
+
+// account brings c's charge against Config.Budget in line with its
+// buffers, taking or giving back the difference without a check.
+func (l *loop) account(c *Conn) {
+	if l.e.cfg.Budget == nil {
+		return
+	}
+	held := chargeFor(cap(c.in)) + chargeFor(cap(c.out))
+	if d := held - c.charged; d != 0 {
+		l.e.cfg.Budget.Add(d)
+		c.charged = held
+	}
 }
 
 // onEOF: the client half-closed. The replies already due are written, then
@@ -941,6 +1005,7 @@ func (l *loop) onEOF(c *Conn) {
 		err = io.ErrUnexpectedEOF
 	}
 	c.in = nil
+	l.account(c)
 	if len(c.out) > 0 && c.state != stateLingering {
 		c.state = stateClosing
 		return
@@ -951,7 +1016,7 @@ func (l *loop) onEOF(c *Conn) {
 // process runs the Handler over in (which is c.in when inConn, else the
 // read buffer), writes the replies and keeps the unconsumed rest in c.in.
 func (l *loop) process(c *Conn, in []byte, inConn bool) {
-	progressed := false
+	progressed, needMore := false, false
 	for len(in) > 0 && !c.held {
 		consumed, out, closeAfter := l.e.h.OnData(c, in, l.out[:0])
 		if cap(out) <= maxKeptOut {
@@ -974,7 +1039,11 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 		if len(out) > 0 {
 			l.send(c, out)
 		}
-		if c.state != stateOpen || consumed == 0 || len(c.out) > 0 {
+		if consumed == 0 {
+			needMore = true
+			break
+		}
+		if c.state != stateOpen || len(c.out) > 0 {
 			break
 		}
 	}
@@ -990,6 +1059,7 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 	switch {
 	case len(in) == 0:
 		l.releaseIn(c)
+		l.account(c)
 	case cap(c.in) > 2*len(in)+defaultReadBufferSize:
 		c.in = append([]byte(nil), in...) // too large to keep for the rest
 	case inConn:
@@ -999,8 +1069,15 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 			c.in = l.spareIn[len(l.spareIn)-1]
 			l.spareIn = l.spareIn[:len(l.spareIn)-1]
 		}
-		c.in = append(c.in[:0], in...)
+		// Only a partial request can be refused: whole ones are kept,
+		// unchecked, while the socket refuses their replies.
+		if c.in = c.in[:0]; !l.growIn(c, len(in), needMore) {
+			l.abandon(c, l.e.h.OnBuffersFull(c, l.out[:0]))
+			return
+		}
+		c.in = append(c.in, in...)
 	}
+	l.account(c)
 	if c.state == stateOpen {
 		l.retime(c, progressed)
 	}
@@ -1051,6 +1128,7 @@ func (l *loop) send(c *Conn, out []byte) {
 	}
 	if len(c.out) > 0 {
 		c.out = append(c.out, out...)
+		l.account(c)
 		return
 	}
 	n, err := write(c.fd, out)
@@ -1060,6 +1138,7 @@ func (l *loop) send(c *Conn, out []byte) {
 	}
 	if n < len(out) {
 		c.out = append([]byte(nil), out[n:]...)
+		l.account(c)
 		l.interest(c, writeEvents)
 		l.retime(c, false)
 	}
@@ -1077,6 +1156,7 @@ func (l *loop) flush(c *Conn) {
 		return
 	}
 	c.out = nil
+	l.account(c)
 	switch {
 	case c.state == stateClosing:
 		l.beginClose(c)
@@ -1129,6 +1209,7 @@ func (l *loop) interest(c *Conn, events uint32) {
 // that could destroy the last reply.
 func (l *loop) beginClose(c *Conn) {
 	c.in = nil
+	l.account(c)
 	if len(c.out) > 0 {
 		c.state = stateClosing
 		return
@@ -1151,9 +1232,13 @@ func (l *loop) beginClose(c *Conn) {
 	l.linger.push(c, l.now)
 }
 
-func (l *loop) readTimedOut(c *Conn) {
-	out := l.e.h.OnReadTimeout(c, l.out[:0])
+func (l *loop) readTimedOut(c *Conn) { l.abandon(c, l.e.h.OnReadTimeout(c, l.out[:0])) }
+
+// abandon drops c's partial request, writes out (its Error reply) and
+// closes c.
+func (l *loop) abandon(c *Conn, out []byte) {
 	c.in = nil
+	l.account(c)
 	l.send(c, out)
 	if c.state == stateOpen {
 		l.beginClose(c)
@@ -1306,6 +1391,7 @@ func (l *loop) close(c *Conn, err error) {
 	}
 	c.state = stateClosed
 	c.in, c.out = nil, nil
+	l.account(c)
 	l.live--
 	l.load.Add(-1)
 	if c.counted {

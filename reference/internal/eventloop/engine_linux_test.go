@@ -75,6 +75,11 @@ func (h *protoHandler) OnReadTimeout(c *eventloop.Conn, out []byte) []byte {
 	return out
 }
 
+func (h *protoHandler) OnBuffersFull(c *eventloop.Conn, out []byte) []byte {
+	out, _ = h.f.AppendMessage(out, protocol.ErrorReplyFor(protocol.ErrOverloaded))
+	return out
+}
+
 func (h *protoHandler) OnClose(c *eventloop.Conn, err error) { h.closed.Add(1) }
 
 func (h *protoHandler) OnOpen(c *eventloop.Conn) {
@@ -823,6 +828,7 @@ func (h *orderHandler) record(ev string) {
 }
 
 func (h *orderHandler) OnReadTimeout(c *eventloop.Conn, out []byte) []byte { return out }
+func (h *orderHandler) OnBuffersFull(c *eventloop.Conn, out []byte) []byte { return out }
 func (h *orderHandler) OnClose(c *eventloop.Conn, err error)               {}
 
 // A new client's first request is read as soon as its connection is
