@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -827,5 +828,81 @@ func TestNewIdleRatio(t *testing.T) {
 	}
 	if r := NewIdleRatio(IdleResult{NewClientServed: true, NewClientUs: 1}, IdleResult{NewClientServed: true, NewClientUs: 1}); r.RSSPerConn != nil {
 		t.Fatalf("memory not measured: %v, want none", *r.RSSPerConn)
+	}
+}
+
+// TestIdlePartial: with IdleLoad.Partial each connection holds part of a
+// large request through the hold, then finishes it; a server's refusals
+// (an Error reply, a close) are counted apart from errors, and a wrong
+// echo of the large request is an error.
+func TestIdlePartial(t *testing.T) {
+	f := protocol.Len32
+	load := IdleLoad{Framing: f, Conns: 5, Partial: 3000, PartialOf: 10000, Timeout: 5 * time.Second}
+	// refuser answers the first echo, then refuses the next request once
+	// part of it has arrived: with reply, or silently when reply is nil.
+	refuser := func(reply *protocol.ServerMessage) func(net.Conn) {
+		return func(c net.Conn) {
+			defer c.Close()
+			dec := protocol.NewDecoder(c, f, 0)
+			enc := protocol.NewEncoder(c, f)
+			req, err := dec.DecodeRequest()
+			if err != nil || enc.Encode(protocol.EchoReply(req.GetEchoMessage().GetContent())) != nil {
+				return
+			}
+			io.ReadFull(c, make([]byte, load.Partial))
+			if reply != nil {
+				enc.Encode(reply)
+				// Read what comes, so that the close sends no reset.
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				io.Copy(io.Discard, c)
+			}
+		}
+	}
+	for _, tt := range []struct {
+		name    string
+		addr    func() string
+		refused map[string]int
+		invalid uint64
+	}{
+		{"served", func() string { return inProcessComparator(t, f) }, nil, 0},
+		{"refused with an Error", func() string {
+			return serve(t, refuser(protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, "")))
+		}, map[string]int{"CODE_OVERLOADED": 5}, 0},
+		{"closed", func() string { return serve(t, refuser(nil)) }, map[string]int{"closed": 5}, 0},
+		{"wrong echo", func() string {
+			return serve(t, brokenServer(f, func(s string) string {
+				if len(s) > 100 {
+					return s[1:]
+				}
+				return s
+			}, nil))
+		}, nil, 5},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := RunIdle(context.Background(), Target{Addr: tt.addr()}, load)
+			if err != nil {
+				t.Fatal(err)
+			}
+			served := load.Conns - int(res.Errors.Invalid)
+			for _, n := range tt.refused {
+				served -= n
+			}
+			if res.Opened != load.Conns || res.StillOpen != served || !maps.Equal(res.Refused, tt.refused) || res.Errors.Invalid != tt.invalid || res.Errors.Connection != 0 {
+				t.Fatalf("result: %+v; want %d still open, refused %v, %d invalid", res, served, tt.refused, tt.invalid)
+			}
+			if res.PartialBytes != 3000 || res.RequestBytes != 10000 {
+				t.Errorf("partial_bytes %d of %d; want 3000 of 10000", res.PartialBytes, res.RequestBytes)
+			}
+		})
+	}
+}
+
+func TestEchoContentFor(t *testing.T) {
+	for _, size := range []int{16, 127, 128, 130, 1000, 16385, 1 << 20} {
+		n := echoContentFor(size)
+		got := len(appendEcho(nil, protocol.Raw, make([]byte, n)))
+		if got > size || len(appendEcho(nil, protocol.Raw, make([]byte, n+1))) <= size {
+			t.Errorf("echoContentFor(%d) = %d: encodes to %d bytes; want the largest content within %d", size, n, got, size)
+		}
 	}
 }

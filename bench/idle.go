@@ -1,15 +1,19 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
 	"echoadd/protocol"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // MaxIdleConns caps an idle run.
@@ -22,7 +26,19 @@ type IdleLoad struct {
 	Conns   int
 	Hold    time.Duration // how long the connections stay idle before the memory is read
 	Timeout time.Duration // bound of each dial and round trip; 0: DefaultTimeout
+	// Partial, if above 0, has each connection, after its first reply,
+	// send the first Partial bytes of an echo request of PartialOf encoded
+	// bytes and stop there for the hold: what a server buffers for requests
+	// in progress (slow uploads, or a flood of them). After the hold each
+	// sends the rest and must get its echo back, unless the server refused
+	// the request meanwhile with an Error reply or a close: a server's
+	// defence, counted in IdleResult.Refused, not an error.
+	Partial   int
+	PartialOf int // 0: protocol.DefaultMaxMessageSize
 }
+
+// MaxIdlePartial caps IdleLoad.PartialOf.
+const MaxIdlePartial = 1 << 30
 
 // IdleResult is what an idle run measured. The memory figures need a child
 // server (Target.Server).
@@ -39,6 +55,11 @@ type IdleResult struct {
 	NewClientUs     float64     `json:"new_client_latency_us"`
 	StillOpen       int         `json:"still_open_after_hold"` // answered a second request after the hold
 	HoldSeconds     float64     `json:"hold_s"`
+	PartialBytes    int         `json:"partial_bytes,omitempty"` // IdleLoad.Partial
+	RequestBytes    int         `json:"partial_request_bytes,omitempty"`
+	// Refused counts the partial requests the server refused, by the code
+	// of its Error reply, or "closed" for a connection closed without one.
+	Refused map[string]int `json:"refused,omitempty"`
 }
 
 // IdleRatio is the target's idle figures divided by the comparator's; a
@@ -85,10 +106,25 @@ func RunIdle(ctx context.Context, target Target, load IdleLoad) (IdleResult, err
 	if load.Hold < 0 || load.Hold > MaxDuration {
 		return res, fmt.Errorf("hold must be 0..%v", MaxDuration)
 	}
+	if load.PartialOf <= 0 {
+		load.PartialOf = protocol.DefaultMaxMessageSize
+	}
+	if load.PartialOf < 16 || load.PartialOf > MaxIdlePartial {
+		return res, fmt.Errorf("the partial request's size must be 16..%d bytes, not %d", MaxIdlePartial, load.PartialOf)
+	}
+	if load.Partial < 0 || load.Partial >= load.PartialOf {
+		return res, fmt.Errorf("the bytes sent of a partial request must be 0..%d, less than its size, not %d", load.PartialOf-1, load.Partial)
+	}
 	if load.Timeout <= 0 {
 		load.Timeout = DefaultTimeout
 	}
 	errs := &errorLog{}
+	// One request for every connection: they only read it.
+	var partial []byte
+	if load.Partial > 0 {
+		partial = appendEcho(nil, load.Framing, bytes.Repeat([]byte{'p'}, echoContentFor(load.PartialOf)))
+		res.PartialBytes, res.RequestBytes = load.Partial, load.PartialOf
+	}
 
 	// One connection first, so that the server's one-time costs of a first
 	// client are not counted per connection.
@@ -120,6 +156,12 @@ func RunIdle(ctx context.Context, target Target, load IdleLoad) (IdleResult, err
 			if err != nil {
 				errs.add(false, "idle connection %d: %v", i, err)
 				return
+			}
+			if partial != nil {
+				// A failed write is a refusal seen after the hold.
+				c.SetWriteDeadline(time.Now().Add(load.Timeout))
+				c.Write(partial[:load.Partial])
+				c.SetWriteDeadline(time.Time{})
 			}
 			conns[i] = c
 		}()
@@ -171,6 +213,20 @@ func RunIdle(ctx context.Context, target Target, load IdleLoad) (IdleResult, err
 		if c == nil {
 			continue
 		}
+		if partial != nil {
+			refused, err := finishPartial(c, load, partial)
+			if err != nil {
+				errs.add(true, "idle connection %d, its partial request: %v", i, err)
+				continue
+			}
+			if refused != "" {
+				if res.Refused == nil {
+					res.Refused = map[string]int{}
+				}
+				res.Refused[refused]++
+				continue
+			}
+		}
 		if err := roundTrip(c, load.Framing, load.Timeout, uint64(i+1)<<20); err != nil {
 			errs.add(false, "idle connection %d after the hold: %v", i, err)
 			continue
@@ -181,6 +237,49 @@ func RunIdle(ctx context.Context, target Target, load IdleLoad) (IdleResult, err
 	res.Errors = errs.counts
 	errs.mu.Unlock()
 	return res, nil
+}
+
+// finishPartial sends the rest of c's partial request and checks the
+// echo. If the server refused the request instead, with an Error reply or
+// a close, it returns the code's name or "closed"; any other reply is an
+// error. A refusal is looked for before the rest is written, since writing
+// to a connection the server has closed would have it reset, which can
+// destroy the Error reply unread.
+func finishPartial(c net.Conn, load IdleLoad, req []byte) (refused string, err error) {
+	defer c.SetDeadline(time.Time{})
+	rr := NewReplyReader(c, load.Framing, len(req)+64)
+	c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	body, err := rr.Next()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.SetDeadline(time.Now().Add(load.Timeout))
+		if _, err := c.Write(req[load.Partial:]); err != nil {
+			return "closed", nil
+		}
+		rr = NewReplyReader(c, load.Framing, len(req)+64) // the timed-out read took nothing
+		body, err = rr.Next()
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return "", fmt.Errorf("no reply within %v", load.Timeout)
+		}
+		return "closed", nil
+	}
+	if m, err := protocol.DecodeReply(body); err == nil && m.GetError() != nil {
+		return m.GetError().GetCode().String(), nil
+	}
+	return "", checkReply(body, expectation{content: req[len(req)-echoContentFor(load.PartialOf):]})
+}
+
+// echoContentFor is the content length of the largest echo request whose
+// encoding (without a length prefix) is at most size bytes.
+func echoContentFor(size int) int {
+	for n := size; n > 0; n-- {
+		inner := 1 + protowire.SizeBytes(n)
+		if 1+protowire.SizeBytes(inner) <= size {
+			return n
+		}
+	}
+	return 0
 }
 
 // dialEcho connects to addr and has one echo answered on the connection,

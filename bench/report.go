@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -153,6 +154,9 @@ func us(v float64) string {
 func (r IdleResult) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
 	fmt.Fprintf(ew, "target %s, %s framing: %d of %d idle connections opened and answered\n", r.Target, r.Framing, r.Opened, r.Conns)
+	if r.PartialBytes > 0 {
+		fmt.Fprintf(ew, "each then sent the first %d bytes of an echo request of %d bytes and stopped there\n", r.PartialBytes, r.RequestBytes)
+	}
 	if r.NewClientServed {
 		fmt.Fprintf(ew, "a new client was served while they were open, in %s\n", us(r.NewClientUs))
 	} else {
@@ -165,6 +169,13 @@ func (r IdleResult) WriteText(w io.Writer) error {
 		fmt.Fprintf(ew, "server RSS  not measured (the server is not a child of this process)\n")
 	}
 	fmt.Fprintf(ew, "%d of %d connections still answered after the hold\n", r.StillOpen, r.Opened)
+	if len(r.Refused) > 0 {
+		var parts []string
+		for _, code := range slices.Sorted(maps.Keys(r.Refused)) {
+			parts = append(parts, fmt.Sprintf("%s %d", code, r.Refused[code]))
+		}
+		fmt.Fprintf(ew, "partial requests the server refused: %s\n", strings.Join(parts, ", "))
+	}
 	writeErrors(ew, "the idle run", r.Errors, nil)
 	return ew.err
 }

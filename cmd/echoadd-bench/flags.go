@@ -13,6 +13,7 @@ import (
 	"echoadd/bench"
 	"echoadd/internal/outfile"
 	"echoadd/protocol"
+	"echoadd/reference/cli"
 )
 
 var errHelp = errors.New("help requested")
@@ -40,6 +41,8 @@ type options struct {
 	baseline     bool
 	idleConns    int
 	idleHold     time.Duration
+	idlePartial  int // bytes sent of a partial request, with --idle-conns
+	idlePartOf   int // that request's encoded size
 	startTimeout time.Duration
 	serverOutput bool
 	version      bool
@@ -96,6 +99,9 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.BoolVar(&o.baseline, "baseline", false, "run the same load against the in-tree comparator too and report ratios server/comparator")
 	fs.IntVar(&o.idleConns, "idle-conns", 0, "instead of load: open this many connections, one request each, hold them idle, and report the server's RSS per connection")
 	fs.DurationVar(&o.idleHold, "idle-hold", 2*time.Second, "with --idle-conns: how long to hold them before reading the server's memory")
+	fs.Var((*cli.MessageSize)(&o.idlePartial), "idle-partial", "with --idle-conns: each connection then sends this many `BYTES` of a request of --idle-partial-of bytes and stops there for the hold (slow uploads); after it, the rest, and the echo must come back unless the server refused the request")
+	o.idlePartOf = protocol.DefaultMaxMessageSize
+	fs.Var((*cli.MessageSize)(&o.idlePartOf), "idle-partial-of", "with --idle-partial: the encoded size of the request it sends part of, in `BYTES`")
 	fs.DurationVar(&o.startTimeout, "start-timeout", bench.DefaultStartTimeout, "bound of the wait for a started server to listen")
 	fs.BoolVar(&o.serverOutput, "server-output", false, "copy started servers' output to stderr")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -218,8 +224,21 @@ func (o *options) validate() error {
 				return fmt.Errorf("--%s does not apply to --idle-conns", name)
 			}
 		}
-	} else if o.changed("idle-hold") {
-		return errors.New("--idle-hold applies only to --idle-conns")
+		if o.idlePartial >= o.idlePartOf {
+			return fmt.Errorf("--idle-partial %d: must be less than --idle-partial-of, %d, the whole request's size", o.idlePartial, o.idlePartOf)
+		}
+		if o.idlePartOf < 16 {
+			return fmt.Errorf("--idle-partial-of %d: must be at least 16 bytes", o.idlePartOf)
+		}
+		if o.changed("idle-partial-of") && !o.changed("idle-partial") {
+			return errors.New("--idle-partial-of applies only with --idle-partial")
+		}
+	} else {
+		for _, name := range []string{"idle-hold", "idle-partial", "idle-partial-of"} {
+			if o.changed(name) {
+				return fmt.Errorf("--%s applies only to --idle-conns", name)
+			}
+		}
 	}
 	if o.idleHold < 0 || o.idleHold > bench.MaxDuration {
 		return fmt.Errorf("--idle-hold must be 0..%v, not %v", bench.MaxDuration, o.idleHold)

@@ -71,6 +71,10 @@ func TestFlagValidation(t *testing.T) {
 		{"idle with sweep", []string{"--idle-conns", "10", "--sweep"}, "--sweep does not apply to --idle-conns"},
 		{"idle zero", []string{"--idle-conns", "0"}, "--idle-conns must be 1.."},
 		{"idle-hold alone", []string{"--idle-hold", "1s"}, "--idle-hold applies only to --idle-conns"},
+		{"idle-partial alone", []string{"--idle-partial", "1KiB"}, "--idle-partial applies only to --idle-conns"},
+		{"idle-partial all of it", []string{"--idle-conns", "10", "--idle-partial", "1MiB"}, "--idle-partial 1048576: must be less than --idle-partial-of, 1048576"},
+		{"idle-partial-of alone", []string{"--idle-conns", "10", "--idle-partial-of", "2MiB"}, "--idle-partial-of applies only with --idle-partial"},
+		{"idle-partial not a size", []string{"--idle-conns", "10", "--idle-partial", "lots"}, `invalid argument "lots" for "--idle-partial" flag`},
 		{"timeout zero", []string{"--timeout", "0"}, "--timeout must be above 0"},
 		{"argument", []string{"extra"}, "unexpected argument \"extra\""},
 		{"unknown flag", []string{"--bogus"}, "unknown flag: --bogus"},
@@ -209,6 +213,24 @@ func TestIdleConns(t *testing.T) {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
 	}
 	for _, want := range []string{"100 of 100 idle connections opened", "a new client was served", "per connection", "100 of 100 connections still answered"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Fatalf("%q missing from:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// --idle-partial: each idle connection also holds part of a request, and
+// finishes it after the hold.
+func TestIdleConnsPartial(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{
+		"--server-cmd", self(t) + " comparator --listen 127.0.0.1:{port} --framing {framing}",
+		"--idle-conns", "20", "--idle-hold", "0s", "--idle-partial", "2KiB", "--idle-partial-of", "8KiB",
+	}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"each then sent the first 2048 bytes of an echo request of 8192 bytes", "20 of 20 connections still answered"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Fatalf("%q missing from:\n%s", want, stdout.String())
 		}

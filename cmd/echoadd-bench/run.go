@@ -273,7 +273,7 @@ func executeIdle(ctx context.Context, o *options, server bench.ServerSpec, basel
 	if need := uint64(o.idleConns) + 64; limit < need {
 		return fmt.Errorf("--idle-conns %d needs %d open files, but the hard limit (RLIMIT_NOFILE) is %d: raise it (ulimit -Hn, as root) or ask for fewer", o.idleConns, need, limit)
 	}
-	load := bench.IdleLoad{Framing: o.framing, Conns: o.idleConns, Hold: o.idleHold, Timeout: o.timeout}
+	load := bench.IdleLoad{Framing: o.framing, Conns: o.idleConns, Hold: o.idleHold, Timeout: o.timeout, Partial: o.idlePartial, PartialOf: o.idlePartOf}
 	rep := idleReport{Machine: bench.ThisMachine(), Server: describeSpec(server)}
 	one := func(spec bench.ServerSpec) (bench.IdleResult, error) {
 		target := bench.Target{Addr: spec.Addr}
