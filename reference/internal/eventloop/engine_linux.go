@@ -1059,7 +1059,6 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 	switch {
 	case len(in) == 0:
 		l.releaseIn(c)
-		l.account(c)
 	case cap(c.in) > 2*len(in)+defaultReadBufferSize:
 		c.in = append([]byte(nil), in...) // too large to keep for the rest
 	case inConn:
