@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime"
@@ -110,7 +111,7 @@ type loopHandler struct {
 	debug   bool
 }
 
-func (h *loopHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, bool) {
+func (h *loopHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, error) {
 	consumed := 0
 	for len(out) < flushThreshold {
 		msg, n, err := h.framing.Split(in[consumed:], h.max)
@@ -123,10 +124,10 @@ func (h *loopHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, bo
 			// EA-LIM-2).
 			if protocol.ErrorCode(err) == protocol.Code_CODE_UNSPECIFIED {
 				h.log.Warn("connection failed", slog.Any("err", err), h.remote(c))
-				return consumed, out, true
+				return consumed, out, err
 			}
 			h.log.Warn("closing connection after a stream error", slog.Any("err", err), h.remote(c))
-			return consumed, h.append(out, protocol.ErrorReplyFor(err)), true
+			return consumed, h.append(out, protocol.ErrorReplyFor(err)), err
 		}
 		if h.handle == nil {
 			var ok bool
@@ -152,11 +153,11 @@ func (h *loopHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, bo
 				reply, _ := h.framing.AppendMessage(nil, h.handle(req))
 				p.Resume(reply, false)
 			})
-			return consumed, out, false
+			return consumed, out, nil
 		}
 		out = h.append(out, Handle(req))
 	}
-	return consumed, out, false
+	return consumed, out, nil
 }
 
 func (h *loopHandler) append(out []byte, reply *protocol.ServerMessage) []byte {
@@ -200,8 +201,14 @@ func (h *loopHandler) OnClose(c *eventloop.Conn, err error) {
 	if !h.debug {
 		return
 	}
-	why := "closed"
-	if err != nil {
+	// The goroutine engine's words for the same cases (conn.finish).
+	var why string
+	switch {
+	case err == nil:
+		why = "client closed"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		why = "client closed inside a request"
+	default:
 		why = err.Error()
 	}
 	h.log.Debug("connection closed", h.remote(c), slog.String("why", why))

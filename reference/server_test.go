@@ -1183,6 +1183,63 @@ func TestLogging(t *testing.T) {
 	}
 }
 
+// TestCloseReasons: "connection closed" names the same reason on both
+// engines for each way a connection ends.
+func TestCloseReasons(t *testing.T) {
+	var logs lockedBuffer
+	s := &Server{
+		Framing:     protocol.Len32,
+		IdleTimeout: 2 * shortTimeout,
+		ReadTimeout: shortTimeout,
+		Logger:      slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	addr := start(t, s)
+	reasons := map[*client]string{}
+
+	closed := dial(t, addr, protocol.Len32)
+	closed.roundTrip("bye")
+	closed.nc.Close()
+	reasons[closed] = "client closed"
+
+	cut := dial(t, addr, protocol.Len32)
+	cut.write([]byte{0, 0, 0, 9, 0x0a})
+	cut.closeWrite()
+	reasons[cut] = "client closed inside a request"
+
+	idle := dial(t, addr, protocol.Len32)
+	idle.roundTrip("idle")
+	reasons[idle] = "idle timeout"
+
+	slow := dial(t, addr, protocol.Len32)
+	slow.write([]byte{0, 0, 0, 9, 0x0a})
+	reasons[slow] = "read timeout"
+
+	large := dial(t, addr, protocol.Len32)
+	large.write([]byte{0xff, 0xff, 0xff, 0xff})
+	large.expectError(protocol.Code_CODE_TOO_LARGE)
+	reasons[large] = "protocol: message of 4294967295 bytes is larger than the maximum of 1048576 bytes"
+
+	line := func(c *client, why string) string {
+		return fmt.Sprintf("msg=\"connection closed\" remote=%s why=%q", c.nc.LocalAddr(), why)
+	}
+	for c, why := range reasons {
+		waitFor(t, "logged: "+why, func() bool { return strings.Contains(logs.String(), line(c, why)) })
+	}
+
+	stopped := dial(t, addr, protocol.Len32)
+	stopped.roundTrip("until the stop")
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := line(stopped, "server shutting down"); !strings.Contains(logs.String(), want) {
+		t.Errorf("logs lack %s:\n%s", want, logs.String())
+	}
+	for c := range reasons {
+		c.nc.Close()
+	}
+	stopped.nc.Close()
+}
+
 // TestLoggingCloseNamesRemote: the debug lines of a connection's open and
 // close carry the same remote=, so that they can be matched, also when the
 // client resets the connection (getpeername fails on a reset socket).

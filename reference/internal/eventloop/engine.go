@@ -16,9 +16,10 @@ type Handler interface {
 	// whole requests at the start of in to out and returns how many bytes of
 	// in it consumed. It may stop early, for instance once out holds 64 KiB:
 	// the engine writes out and calls again with the rest. Consuming nothing
-	// means "need more bytes". closeAfter asks for the connection to be
-	// closed once out is written; the rest of in is then dropped.
-	OnData(c *Conn, in, out []byte) (consumed int, reply []byte, closeAfter bool)
+	// means "need more bytes". A closeAfter error asks for the connection
+	// to be closed once out is written, and is OnClose's err then; the rest
+	// of in is dropped.
+	OnData(c *Conn, in, out []byte) (consumed int, reply []byte, closeAfter error)
 	// OnReadTimeout is called when a request has been partly received for
 	// longer than Config.ReadTimeout. What it appends to out is written
 	// before the connection is closed.
@@ -32,7 +33,11 @@ type Handler interface {
 	OnOpen(c *Conn)
 	// OnClose is called once per connection that reached OnData's loop,
 	// as it is closed, while its descriptor is still open (RemoteAddr
-	// works); err says why (nil for an orderly close).
+	// works); err says why: nil when the client closed at a request
+	// boundary, io.ErrUnexpectedEOF inside a request, the first reason
+	// the server had for closing it (ErrIdleTimeout, ErrReadTimeout,
+	// ErrBuffersFull, ErrShuttingDown, ErrWriteTimeout, OnData's
+	// closeAfter) or the failed system call's error.
 	OnClose(c *Conn, err error)
 }
 
@@ -107,6 +112,8 @@ type Conn struct {
 	out []byte // replies the socket has not taken yet
 	// charged: bytes of in and out counted against Config.Budget.
 	charged int
+	// why the server began closing it, for OnClose; nil until then.
+	why error
 	state   connState
 	// counted: served, against MaxConns; false for one refused at the limit.
 	counted bool

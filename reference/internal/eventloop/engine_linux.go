@@ -3,6 +3,7 @@
 package eventloop
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -440,7 +441,7 @@ func newLoop(e *Engine) (*loop, error) {
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
 	l.partial = timerList{timeout: e.cfg.ReadTimeout, onExpire: l.readTimedOut}
-	l.idle = timerList{timeout: e.cfg.IdleTimeout, onExpire: l.beginClose}
+	l.idle = timerList{timeout: e.cfg.IdleTimeout, onExpire: l.idleTimedOut}
 	l.stalled = timerList{timeout: e.cfg.WriteTimeout, onExpire: l.writeTimedOut}
 	l.linger = timerList{timeout: e.cfg.LingerTimeout, onExpire: l.lingerTimedOut}
 	l.timers = []*timerList{&l.partial, &l.idle, &l.stalled, &l.linger}
@@ -881,8 +882,8 @@ func (l *loop) onReadable(c *Conn, events uint32) {
 	switch {
 	case err == unix.EAGAIN:
 		return
-	case err == errBuffersFull:
-		l.abandon(c, l.e.h.OnBuffersFull(c, l.out[:0]))
+	case err == ErrBuffersFull:
+		l.abandon(c, ErrBuffersFull, l.e.h.OnBuffersFull(c, l.out[:0]))
 		return
 	case err == unix.EINTR:
 		l.again = true
@@ -919,7 +920,7 @@ func (l *loop) onReadable(c *Conn, events uint32) {
 // c.in, an allocation, every time. A large one stays in c.in, which grows
 // by appending: moving it to and fro at every read would cost copies in
 // proportion to its size for a request that arrives in small pieces. When
-// c.in cannot grow within Config.Budget, fill returns errBuffersFull and the
+// c.in cannot grow within Config.Budget, fill returns ErrBuffersFull and the
 // bytes read are dropped: c.in holds one partial request (whole ones are
 // answered before a connection is read again), which is refused.
 func (l *loop) fill(c *Conn) (in []byte, inConn, full bool, err error) {
@@ -937,14 +938,11 @@ func (l *loop) fill(c *Conn) (in []byte, inConn, full bool, err error) {
 		return l.buf[:k+n], false, n == len(l.buf)-k, nil
 	}
 	if !l.growIn(c, len(c.in)+n, true) {
-		return nil, false, false, errBuffersFull
+		return nil, false, false, ErrBuffersFull
 	}
 	c.in = append(c.in, l.buf[:n]...)
 	return c.in, true, n == len(l.buf), nil
 }
-
-// errBuffersFull: see fill.
-var errBuffersFull = errors.New("eventloop: no budget left for a partial request")
 
 // chargeFor is what a buffer of capacity n counts against Config.Budget:
 // nothing up to smallIn, which any connection may hold, else all of it.
@@ -1025,7 +1023,8 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 			l.out = nil
 		}
 		in = in[consumed:]
-		if closeAfter {
+		if closeAfter != nil {
+			c.why = cmp.Or(c.why, closeAfter)
 			c.in = nil
 			l.send(c, out)
 			if c.state == stateOpen {
@@ -1071,7 +1070,7 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 		// Only a partial request can be refused: whole ones are kept,
 		// unchecked, while the socket refuses their replies.
 		if c.in = c.in[:0]; !l.growIn(c, len(in), needMore) {
-			l.abandon(c, l.e.h.OnBuffersFull(c, l.out[:0]))
+			l.abandon(c, ErrBuffersFull, l.e.h.OnBuffersFull(c, l.out[:0]))
 			return
 		}
 		c.in = append(c.in, in...)
@@ -1214,6 +1213,7 @@ func (l *loop) beginClose(c *Conn) {
 		return
 	}
 	if l.draining {
+		c.why = cmp.Or(c.why, ErrShuttingDown)
 		l.close(c, nil)
 		return
 	}
@@ -1231,11 +1231,19 @@ func (l *loop) beginClose(c *Conn) {
 	l.linger.push(c, l.now)
 }
 
-func (l *loop) readTimedOut(c *Conn) { l.abandon(c, l.e.h.OnReadTimeout(c, l.out[:0])) }
+func (l *loop) readTimedOut(c *Conn) {
+	l.abandon(c, ErrReadTimeout, l.e.h.OnReadTimeout(c, l.out[:0]))
+}
+
+func (l *loop) idleTimedOut(c *Conn) {
+	c.why = cmp.Or(c.why, ErrIdleTimeout)
+	l.beginClose(c)
+}
 
 // abandon drops c's partial request, writes out (its Error reply) and
-// closes c.
-func (l *loop) abandon(c *Conn, out []byte) {
+// closes c, for reason why.
+func (l *loop) abandon(c *Conn, why error, out []byte) {
+	c.why = cmp.Or(c.why, why)
 	c.in = nil
 	l.account(c)
 	l.send(c, out)
@@ -1277,6 +1285,7 @@ func (l *loop) drain(c *Conn) {
 // here once they are.
 func (l *loop) finishDrain(c *Conn) {
 	if c.state == stateOpen && len(c.out) == 0 && !c.held {
+		c.why = cmp.Or(c.why, ErrShuttingDown)
 		l.close(c, nil)
 	}
 }
@@ -1316,6 +1325,9 @@ type Pending struct {
 	l *loop
 }
 
+// errClosedAfterHeld: Resume was asked to close after its reply.
+var errClosedAfterHeld = errors.New("closed after the held reply")
+
 type resumed struct {
 	c          *Conn
 	reply      []byte
@@ -1351,6 +1363,7 @@ func (l *loop) resume(r resumed) {
 	case c.state != stateOpen:
 		return
 	case r.closeAfter:
+		c.why = cmp.Or(c.why, errClosedAfterHeld)
 		l.beginClose(c)
 		return
 	case len(c.out) > 0:
@@ -1376,6 +1389,9 @@ func (l *loop) resume(r resumed) {
 func (l *loop) close(c *Conn, err error) {
 	if c.state == stateClosed {
 		return
+	}
+	if err == nil {
+		err = c.why // the server's reason, if it began the close
 	}
 	untimed(c)
 	if c.counted {

@@ -40,7 +40,7 @@ type protoHandler struct {
 	closed atomic.Int64
 }
 
-func (h *protoHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, bool) {
+func (h *protoHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, error) {
 	consumed := 0
 	for len(out) < 64<<10 {
 		msg, n, err := h.f.Split(in[consumed:], h.max)
@@ -50,7 +50,7 @@ func (h *protoHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, b
 		}
 		if err != nil {
 			out, _ = h.f.AppendMessage(out, protocol.ErrorReplyFor(err))
-			return consumed, out, true
+			return consumed, out, err
 		}
 		var ok bool
 		if out, ok = eventloop.AppendReply(out, h.f, msg); ok {
@@ -67,7 +67,7 @@ func (h *protoHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, b
 		}
 		out, _ = h.f.AppendMessage(out, reply)
 	}
-	return consumed, out, false
+	return consumed, out, nil
 }
 
 func (h *protoHandler) OnReadTimeout(c *eventloop.Conn, out []byte) []byte {
@@ -587,10 +587,10 @@ type holdingHandler struct {
 	wg      sync.WaitGroup
 }
 
-func (h *holdingHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, bool) {
+func (h *holdingHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, error) {
 	msg, n, err := h.f.Split(in, h.max)
 	if err != nil {
-		return n, out, false // these tests send whole, valid requests
+		return n, out, nil // these tests send whole, valid requests
 	}
 	reply, _ := eventloop.AppendReply(nil, h.f, msg)
 	p := c.Hold()
@@ -599,7 +599,7 @@ func (h *holdingHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte,
 		<-h.release
 		p.Resume(reply, false)
 	})
-	return n, out, false
+	return n, out, nil
 }
 
 func startHolding(t *testing.T, f protocol.Framing) (*server, *holdingHandler, func()) {
@@ -804,10 +804,10 @@ func (h *orderHandler) OnOpen(c *eventloop.Conn) {
 	h.record("open")
 }
 
-func (h *orderHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, bool) {
+func (h *orderHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, error) {
 	if c.Context != nil {
 		h.record(string([]byte{c.Context.(byte)}))
-		return len(in), out, false
+		return len(in), out, nil
 	}
 	c.Context = in[0]
 	switch in[0] {
@@ -818,7 +818,7 @@ func (h *orderHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, b
 		defer close(h.newIn)
 	}
 	h.record(strings.ToUpper(string(in[:1])))
-	return len(in), out, false
+	return len(in), out, nil
 }
 
 func (h *orderHandler) record(ev string) {
