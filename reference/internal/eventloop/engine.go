@@ -113,8 +113,8 @@ type Conn struct {
 	// charged: bytes of in and out counted against Config.Budget.
 	charged int
 	// why the server began closing it, for OnClose; nil until then.
-	why error
-	state   connState
+	why   error
+	state connState
 	// counted: served, against MaxConns; false for one refused at the limit.
 	counted bool
 	held    bool // a reply is being prepared elsewhere (Hold); input waits
