@@ -107,7 +107,7 @@ type options struct {
 	readTimeout    time.Duration
 	writeTimeout   time.Duration
 	maxConns       int
-	maxBuffered    BufferSize
+	maxBuffered    bufferSize
 	maxBufferedSet bool // given on the command line, not the default
 	engine         string
 	shutdownGrace  time.Duration
@@ -186,9 +186,9 @@ func validate(o *options) error {
 		}
 	}
 	if twice := 2 * int64(o.maxMessageSize); !o.maxBufferedSet {
-		o.maxBuffered = max(o.maxBuffered, BufferSize(twice))
+		o.maxBuffered = max(o.maxBuffered, bufferSize(twice))
 	} else if o.maxBuffered != 0 && int64(o.maxBuffered) < twice {
-		errs = append(errs, fmt.Errorf("--max-buffered %v: must be at least twice --max-message-size, %v, so that a request of the maximum size can be buffered; or 0 for no limit", &o.maxBuffered, (*BufferSize)(&twice)))
+		errs = append(errs, fmt.Errorf("--max-buffered %v: must be at least twice --max-message-size, %v, so that a request of the maximum size can be buffered; or 0 for no limit", &o.maxBuffered, (*bufferSize)(&twice)))
 	}
 	if o.maxConns < 0 {
 		errs = append(errs, fmt.Errorf("--max-conns %d: must not be negative; 0 means no limit", o.maxConns))
@@ -341,21 +341,21 @@ func (b *MessageSize) Type() string   { return "bytes" }
 // maxBufferSize is the largest --max-buffered accepted.
 const maxBufferSize = 1 << 40
 
-// BufferSize is a --max-buffered value: bytes, as MessageSize takes them
+// bufferSize is a --max-buffered value: bytes, as MessageSize takes them
 // (TiB as well), up to 1TiB; 0 means no limit. It prints with the largest
 // suffix that divides it, as people write it.
-type BufferSize int64
+type bufferSize int64
 
-func (b *BufferSize) Set(s string) error {
+func (b *bufferSize) Set(s string) error {
 	n, ok := parseBytes(s, maxBufferSize)
 	if !ok {
 		return fmt.Errorf("want a number of bytes up to 1TiB, e.g. 268435456, 256MiB or 4GiB, or 0 for no limit")
 	}
-	*b = BufferSize(n)
+	*b = bufferSize(n)
 	return nil
 }
 
-func (b *BufferSize) String() string {
+func (b *bufferSize) String() string {
 	for i := len(byteSuffixes) - 1; i >= 0; i-- {
 		if u := byteSuffixes[i]; *b != 0 && int64(*b)%u.factor == 0 {
 			return strconv.FormatInt(int64(*b)/u.factor, 10) + u.suffix
@@ -364,7 +364,7 @@ func (b *BufferSize) String() string {
 	return strconv.FormatInt(int64(*b), 10)
 }
 
-func (b *BufferSize) Type() string { return "bytes" }
+func (b *bufferSize) Type() string { return "bytes" }
 
 var byteSuffixes = []struct {
 	suffix string

@@ -179,7 +179,7 @@ func TestMessageSize(t *testing.T) {
 func TestMaxBufferedDefault(t *testing.T) {
 	for _, tt := range []struct {
 		args []string
-		want BufferSize
+		want bufferSize
 	}{
 		{nil, 256 << 20},
 		{[]string{"--max-message-size", "64MiB"}, 256 << 20},
@@ -218,7 +218,7 @@ func TestBufferSize(t *testing.T) {
 		{"1GB", "", false},
 		{"", "", false},
 	} {
-		var b BufferSize
+		var b bufferSize
 		err := b.Set(tt.in)
 		if (err == nil) != tt.ok || (tt.ok && b.String() != tt.out) {
 			t.Errorf("Set(%q) = %v, %v; want %s, ok %v", tt.in, &b, err, tt.out, tt.ok)
