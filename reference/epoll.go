@@ -196,7 +196,6 @@ func (h *loopHandler) OnOpen(c *eventloop.Conn) {
 func (h *loopHandler) OnClose(c *eventloop.Conn, err error) {
 	if errors.Is(err, eventloop.ErrWriteTimeout) {
 		h.log.Warn("replies not taken within the write timeout: connection closed", slog.Duration("write_timeout", h.s.WriteTimeout), h.remote(c))
-		return
 	}
 	if !h.debug {
 		return
@@ -208,6 +207,8 @@ func (h *loopHandler) OnClose(c *eventloop.Conn, err error) {
 		why = "client closed"
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		why = "client closed inside a request"
+	case errors.Is(err, eventloop.ErrWriteTimeout):
+		why = "write timeout"
 	default:
 		why = err.Error()
 	}

@@ -616,6 +616,36 @@ func TestMaxBuffered(t *testing.T) {
 	}
 }
 
+// TestMaxBufferedTwiceTheMaximum: with MaxBuffered at its least (twice
+// the maximum message size, as the command line allows), requests of the
+// maximum size are served however they arrive: several in one write (a
+// read then brings the next ones behind a partial one), or in pieces.
+func TestMaxBufferedTwiceTheMaximum(t *testing.T) {
+	for _, max := range []int{20000, 40000} {
+		for _, f := range protocol.Framings {
+			t.Run(fmt.Sprintf("%v/%d", f, max), func(t *testing.T) {
+				s := &Server{Framing: f, MaxMessageSize: max, MaxBuffered: int64(2 * max)}
+				addr := start(t, s)
+				largest := echoOfSize(t, max)
+				wire := encode(t, f, largest)
+				c := dial(t, addr, f)
+				c.write(bytes.Repeat(wire, 3))
+				for range 3 {
+					c.expect(protocol.EchoReply(largest.GetEchoMessage().GetContent()))
+				}
+				for piece := range slices.Chunk(bytes.Repeat(wire, 2), 1000) {
+					c.write(piece)
+				}
+				for range 2 {
+					c.expect(protocol.EchoReply(largest.GetEchoMessage().GetContent()))
+				}
+				c.nc.Close()
+				waitFor(t, "the bytes given back", func() bool { return s.buffered() == 0 })
+			})
+		}
+	}
+}
+
 // TestRefusalLogRateLimited: a flood of connections refused at MaxConns
 // (EA-LIM-5) does not flood the log: the first refusal is logged at warn
 // level at once, those in the next refusalLogWindow only at debug level,
@@ -752,7 +782,7 @@ func TestWriteTimeout(t *testing.T) {
 	}
 	t.Run("closed after the write timeout", func(t *testing.T) {
 		var logs lockedBuffer
-		addr := start(t, &Server{Framing: protocol.Len32, WriteTimeout: shortTimeout, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		addr := start(t, &Server{Framing: protocol.Len32, WriteTimeout: shortTimeout, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		c := dial(t, addr, protocol.Len32)
 		err := flood(c.nc, eventually)
 		if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
@@ -766,6 +796,10 @@ func TestWriteTimeout(t *testing.T) {
 				}
 			}
 			return false
+		})
+		// And the debug line says so, on both engines (TestCloseReasons).
+		waitFor(t, "the close logged", func() bool {
+			return strings.Contains(logs.String(), fmt.Sprintf(`msg="connection closed" remote=%s why="write timeout"`, c.nc.LocalAddr()))
 		})
 	})
 	t.Run("held without one", func(t *testing.T) {
@@ -1213,6 +1247,15 @@ func TestCloseReasons(t *testing.T) {
 	slow := dial(t, addr, protocol.Len32)
 	slow.write([]byte{0, 0, 0, 9, 0x0a})
 	reasons[slow] = "read timeout"
+
+	// The server's reason stays when the client then resets.
+	reset := dial(t, addr, protocol.Len32)
+	reset.write([]byte{0, 0, 0, 9, 0x0a})
+	reset.expectError(protocol.Code_CODE_TIMEOUT)
+	reset.nc.(*net.TCPConn).SetLinger(0)
+	reset.write([]byte{1})
+	reset.nc.Close()
+	reasons[reset] = "read timeout"
 
 	large := dial(t, addr, protocol.Len32)
 	large.write([]byte{0xff, 0xff, 0xff, 0xff})

@@ -4,7 +4,10 @@
 // worst case is the connection limit times the largest request.
 package budget
 
-import "sync/atomic"
+import (
+	"math"
+	"sync/atomic"
+)
 
 // Budget counts bytes held against a limit; it is safe for concurrent use.
 // A nil *Budget is no limit: every method works on it and Grow always
@@ -46,6 +49,14 @@ func (b *Budget) Add(n int) {
 	if b != nil && n != 0 {
 		b.used.Add(int64(n))
 	}
+}
+
+// Left returns the bytes that Grow may still take now (0 or more).
+func (b *Budget) Left() int {
+	if b == nil {
+		return math.MaxInt
+	}
+	return int(max(0, b.limit-b.used.Load()))
 }
 
 // Used returns the bytes held now.

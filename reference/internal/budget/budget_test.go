@@ -17,9 +17,20 @@ func TestGrowStopsAtTheLimit(t *testing.T) {
 	if !b.Grow(40) {
 		t.Fatal("Grow refused bytes given back")
 	}
+	if got := b.Left(); got != 0 {
+		t.Fatalf("Left = %d with all taken, want 0", got)
+	}
+	b.Add(-40)
+	if got := b.Left(); got != 40 {
+		t.Fatalf("Left = %d, want 40", got)
+	}
+	b.Grow(40)
 	b.Add(10) // unchecked: may go beyond
 	if got := b.Used(); got != 110 {
 		t.Fatalf("Used = %d, want 110", got)
+	}
+	if got := b.Left(); got != 0 {
+		t.Fatalf("Left = %d beyond the limit, want 0", got)
 	}
 }
 

@@ -917,31 +917,39 @@ func (l *loop) onReadable(c *Conn, events uint32) {
 // io.EOF. A small partial request is moved to the front of the read buffer
 // and the read lands behind it: in a stream of pipelined requests most
 // reads end inside one, and appending each read to c.in instead would grow
-// c.in, an allocation, every time. A large one stays in c.in, which grows
-// by appending: moving it to and fro at every read would cost copies in
-// proportion to its size for a request that arrives in small pieces. When
-// c.in cannot grow within Config.Budget, fill returns ErrBuffersFull and the
-// bytes read are dropped: c.in holds one partial request (whole ones are
+// c.in, an allocation, every time. A large one stays in c.in and the read
+// lands in its free space, which grows (growIn) when there is none: moving
+// it to and fro at every read would cost copies in proportion to its size
+// for a request that arrives in small pieces, and reading no more than
+// that space keeps c.in to the partial request and what has come with it.
+// When c.in cannot grow within Config.Budget, fill returns ErrBuffersFull
+// and reads nothing: c.in holds one partial request (whole ones are
 // answered before a connection is read again), which is refused.
 func (l *loop) fill(c *Conn) (in []byte, inConn, full bool, err error) {
-	k := 0
 	if len(c.in) <= min(smallIn, len(l.buf)/2) {
-		k = copy(l.buf, c.in)
+		k := copy(l.buf, c.in)
+		n, err := read(c.fd, l.buf[k:])
+		switch {
+		case err != nil:
+			return nil, false, false, err
+		case n == 0:
+			return nil, false, false, io.EOF
+		}
+		return l.buf[:k+n], false, n == len(l.buf)-k, nil
 	}
-	n, err := read(c.fd, l.buf[k:])
+	if len(c.in) == cap(c.in) && !l.growIn(c, len(c.in)+1, true) {
+		return nil, false, false, ErrBuffersFull
+	}
+	space := c.in[len(c.in):cap(c.in)]
+	n, err := read(c.fd, space)
 	switch {
 	case err != nil:
 		return nil, false, false, err
 	case n == 0:
 		return nil, false, false, io.EOF
-	case k > 0 || len(c.in) == 0:
-		return l.buf[:k+n], false, n == len(l.buf)-k, nil
 	}
-	if !l.growIn(c, len(c.in)+n, true) {
-		return nil, false, false, ErrBuffersFull
-	}
-	c.in = append(c.in, l.buf[:n]...)
-	return c.in, true, n == len(l.buf), nil
+	c.in = c.in[:len(c.in)+n]
+	return c.in, true, n == len(space), nil
 }
 
 // chargeFor is what a buffer of capacity n counts against Config.Budget:
@@ -954,10 +962,12 @@ func chargeFor(n int) int {
 }
 
 // growIn gives c.in room for need bytes, keeping what it holds: twice its
-// capacity, or need if that is more, or only need if the budget has no
-// room for twice. With check, it changes nothing and reports false when
-// even need does not fit; without, the bytes are taken regardless. The
-// capacity is set exactly (no append), so that the charge is what is held.
+// capacity, or need if that is more. When the budget has no room for that,
+// a quarter more, then all that is left: near the limit a large request
+// still grows in a few steps (each a copy of all of it), not one per read.
+// With check, it changes nothing and reports false when none fits;
+// without, the first is taken regardless. The capacity is set exactly (no
+// append), so that the charge is what is held.
 func (l *loop) growIn(c *Conn, need int, check bool) bool {
 	if need <= cap(c.in) {
 		return true
@@ -965,14 +975,19 @@ func (l *loop) growIn(c *Conn, need int, check bool) bool {
 	size := max(need, 2*cap(c.in))
 	if b := l.e.cfg.Budget; b != nil {
 		more := func(size int) int { return chargeFor(size) - chargeFor(cap(c.in)) }
-		switch {
-		case !check:
+		if !check {
 			b.Add(more(size))
-		case b.Grow(more(size)):
-		case b.Grow(more(need)):
-			size = need
-		default:
-			return false
+		} else {
+			fits := false
+			for _, s := range [...]int{size, max(need, cap(c.in)+cap(c.in)/4), max(need, cap(c.in)+b.Left())} {
+				if fits = b.Grow(more(s)); fits {
+					size = s
+					break
+				}
+			}
+			if !fits {
+				return false
+			}
 		}
 		c.charged += more(size)
 	}
@@ -1390,9 +1405,9 @@ func (l *loop) close(c *Conn, err error) {
 	if c.state == stateClosed {
 		return
 	}
-	if err == nil {
-		err = c.why // the server's reason, if it began the close
-	}
+	// The server's reason, if it began the close, comes first: a reset
+	// from a client that then left is no news.
+	err = cmp.Or(c.why, err)
 	untimed(c)
 	if c.counted {
 		// Before the close: once closed, the descriptor's number may be
