@@ -869,6 +869,10 @@ func TestIdlePartial(t *testing.T) {
 			return serve(t, refuser(protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, "")))
 		}, map[string]int{"CODE_OVERLOADED": 5}, 0},
 		{"closed", func() string { return serve(t, refuser(nil)) }, map[string]int{"closed": 5}, 0},
+		// Not the server's defence but a measurement set up wrong.
+		{"timed out", func() string {
+			return serve(t, refuser(protocol.ErrorReply(protocol.Code_CODE_TIMEOUT, "")))
+		}, nil, 5},
 		{"wrong echo", func() string {
 			return serve(t, brokenServer(f, func(s string) string {
 				if len(s) > 100 {

@@ -31,8 +31,10 @@ type IdleLoad struct {
 	// bytes and stop there for the hold: what a server buffers for requests
 	// in progress (slow uploads, or a flood of them). After the hold each
 	// sends the rest and must get its echo back, unless the server refused
-	// the request meanwhile with an Error reply or a close: a server's
-	// defence, counted in IdleResult.Refused, not an error.
+	// the request meanwhile with Error CODE_OVERLOADED or a close: a
+	// server's defence, counted in IdleResult.Refused, not an error. Other
+	// Error replies (CODE_TIMEOUT: a hold longer than the server's read
+	// timeout; CODE_TOO_LARGE: a request above its maximum) are errors.
 	Partial   int
 	PartialOf int // 0: protocol.DefaultMaxMessageSize
 }
@@ -265,7 +267,18 @@ func finishPartial(c net.Conn, load IdleLoad, req []byte) (refused string, err e
 		return "closed", nil
 	}
 	if m, err := protocol.DecodeReply(body); err == nil && m.GetError() != nil {
-		return m.GetError().GetCode().String(), nil
+		// Only a refusal for memory is the server's defence; the others say
+		// the measurement was set up wrong, and its figures mean nothing.
+		switch code := m.GetError().GetCode(); code {
+		case protocol.Code_CODE_OVERLOADED:
+			return code.String(), nil
+		case protocol.Code_CODE_TOO_LARGE:
+			return "", fmt.Errorf("the server refused it as too large (%v): the request of %d bytes is above its maximum message size; lower --idle-partial-of", code, load.PartialOf)
+		case protocol.Code_CODE_TIMEOUT:
+			return "", fmt.Errorf("the server timed it out (%v) during the hold: its read timeout is shorter than --idle-hold (%v); shorten --idle-hold", code, load.Hold)
+		default:
+			return "", fmt.Errorf("Error reply %v (%q) to it", code, m.GetError().GetDetail())
+		}
 	}
 	return "", checkReply(body, expectation{content: req[len(req)-echoContentFor(load.PartialOf):]})
 }
