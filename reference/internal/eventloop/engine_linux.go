@@ -917,36 +917,38 @@ func (l *loop) onReadable(c *Conn, events uint32) {
 // io.EOF. A small partial request is moved to the front of the read buffer
 // and the read lands behind it: in a stream of pipelined requests most
 // reads end inside one, and appending each read to c.in instead would grow
-// c.in, an allocation, every time. A large one stays in c.in and the read
-// lands in its free space, which grows (growIn) when there is none: moving
-// it to and fro at every read would cost copies in proportion to its size
-// for a request that arrives in small pieces, and reading no more than
-// that space keeps c.in to the partial request and what has come with it.
-// When c.in cannot grow within Config.Budget, fill returns ErrBuffersFull
-// and reads nothing: c.in holds one partial request (whole ones are
-// answered before a connection is read again), which is refused.
+// c.in, an allocation, every time. A large one stays in c.in, and the read
+// lands in c.in's free space, which is first made as large as the read
+// buffer if the budget allows, else as large as what it has left: moving a
+// large request to and fro at every read would cost copies in proportion
+// to its size for one that arrives in small pieces, and a read that could
+// not be held in c.in would get it refused for the requests queued behind
+// it. When c.in cannot grow at all within Config.Budget, fill returns
+// ErrBuffersFull: c.in holds one partial request (whole ones are answered
+// before a connection is read again), which is refused.
 func (l *loop) fill(c *Conn) (in []byte, inConn, full bool, err error) {
-	if len(c.in) <= min(smallIn, len(l.buf)/2) {
-		k := copy(l.buf, c.in)
-		n, err := read(c.fd, l.buf[k:])
-		switch {
-		case err != nil:
-			return nil, false, false, err
-		case n == 0:
-			return nil, false, false, io.EOF
+	small := len(c.in) <= min(smallIn, len(l.buf)/2)
+	space, k := l.buf, 0
+	if small {
+		k = copy(l.buf, c.in)
+	} else {
+		// Room for a full read, and twice the request so far (few copies
+		// of a large one); only when little is left, so that a buffer
+		// that has settled stays as it is.
+		want := max(len(c.in)+len(l.buf), 2*len(c.in))
+		if cap(c.in)-len(c.in) < len(l.buf)/4 && !l.growIn(c, want, len(c.in)+1, true) {
+			return nil, false, false, ErrBuffersFull
 		}
-		return l.buf[:k+n], false, n == len(l.buf)-k, nil
+		space = c.in[len(c.in):cap(c.in)]
 	}
-	if len(c.in) == cap(c.in) && !l.growIn(c, len(c.in)+1, true) {
-		return nil, false, false, ErrBuffersFull
-	}
-	space := c.in[len(c.in):cap(c.in)]
-	n, err := read(c.fd, space)
+	n, err := read(c.fd, space[k:])
 	switch {
 	case err != nil:
 		return nil, false, false, err
 	case n == 0:
 		return nil, false, false, io.EOF
+	case small:
+		return l.buf[:k+n], false, n == len(l.buf)-k, nil
 	}
 	c.in = c.in[:len(c.in)+n]
 	return c.in, true, n == len(space), nil
@@ -961,25 +963,25 @@ func chargeFor(n int) int {
 	return n
 }
 
-// growIn gives c.in room for need bytes, keeping what it holds: twice its
-// capacity, or need if that is more. When the budget has no room for that,
-// a quarter more, then all that is left: near the limit a large request
+// growIn makes c.in's capacity want bytes, keeping what it holds. When the
+// budget has no room for that, it takes a quarter more than now, then all
+// that is left, as long as that makes least: near the limit a large request
 // still grows in a few steps (each a copy of all of it), not one per read.
 // With check, it changes nothing and reports false when none fits;
-// without, the first is taken regardless. The capacity is set exactly (no
+// without, want is taken regardless. The capacity is set exactly (no
 // append), so that the charge is what is held.
-func (l *loop) growIn(c *Conn, need int, check bool) bool {
-	if need <= cap(c.in) {
+func (l *loop) growIn(c *Conn, want, least int, check bool) bool {
+	if want <= cap(c.in) {
 		return true
 	}
-	size := max(need, 2*cap(c.in))
+	size := want
 	if b := l.e.cfg.Budget; b != nil {
 		more := func(size int) int { return chargeFor(size) - chargeFor(cap(c.in)) }
 		if !check {
 			b.Add(more(size))
 		} else {
 			fits := false
-			for _, s := range [...]int{size, max(need, cap(c.in)+cap(c.in)/4), max(need, cap(c.in)+b.Left())} {
+			for _, s := range [...]int{want, max(least, cap(c.in)+cap(c.in)/4), max(least, cap(c.in)+b.Left())} {
 				if fits = b.Grow(more(s)); fits {
 					size = s
 					break
@@ -1073,8 +1075,10 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 	switch {
 	case len(in) == 0:
 		l.releaseIn(c)
-	case cap(c.in) > 2*len(in)+defaultReadBufferSize:
-		c.in = append([]byte(nil), in...) // too large to keep for the rest
+	case cap(c.in) > 2*(len(in)+len(l.buf)):
+		// Too large to keep for the rest (a large request's buffer): room
+		// for it and a full read (see fill).
+		c.in = append(make([]byte, 0, len(in)+len(l.buf)), in...)
 	case inConn:
 		c.in = c.in[:copy(c.in, in)]
 	default: // in lies in the read buffer
@@ -1084,7 +1088,7 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 		}
 		// Only a partial request can be refused: whole ones are kept,
 		// unchecked, while the socket refuses their replies.
-		if c.in = c.in[:0]; !l.growIn(c, len(in), needMore) {
+		if c.in = c.in[:0]; !l.growIn(c, len(in), len(in), needMore) {
 			l.abandon(c, ErrBuffersFull, l.e.h.OnBuffersFull(c, l.out[:0]))
 			return
 		}

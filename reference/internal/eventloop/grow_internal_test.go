@@ -17,11 +17,11 @@ func TestGrowInNearTheLimit(t *testing.T) {
 	b.Add(limit - 7<<20) // other connections hold most of it
 	l := &loop{e: &Engine{cfg: Config{Budget: b}}}
 	c := &Conn{}
-	l.growIn(c, 64<<10, true) // a partial request left by a read
+	l.growIn(c, 64<<10, 64<<10, true) // a partial request left by a read
 	steps := 0
 	for len(c.in) < 7<<20 && steps <= 20 {
 		if len(c.in) == cap(c.in) {
-			if !l.growIn(c, len(c.in)+1, true) {
+			if !l.growIn(c, 2*len(c.in), len(c.in)+1, true) { // as fill asks
 				t.Fatalf("refused at %d bytes, with %d of %d used", len(c.in), b.Used(), limit)
 			}
 			steps++
@@ -37,7 +37,7 @@ func TestGrowInNearTheLimit(t *testing.T) {
 	// Beyond what is left, it is refused, and nothing changes.
 	held := cap(c.in)
 	c.in = c.in[:cap(c.in)]
-	if l.growIn(c, cap(c.in)+1, true) || cap(c.in) != held || c.charged != held {
+	if l.growIn(c, 2*cap(c.in), cap(c.in)+1, true) || cap(c.in) != held || c.charged != held {
 		t.Errorf("grew beyond the budget: cap %d, charged %d", cap(c.in), c.charged)
 	}
 }
