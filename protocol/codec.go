@@ -39,6 +39,8 @@ type Budget interface {
 	Grow(n int) bool
 	// Add gives -n bytes back (or takes n without a check).
 	Add(n int)
+	// Left is how much Grow may take now.
+	Left() int
 }
 
 // SetBudget makes the Decoder take its buffer from b once it grows beyond
@@ -55,6 +57,26 @@ func (d *Decoder) Release() {
 		d.budget.Add(-d.charged)
 		d.charged = 0
 	}
+}
+
+// takeBudget takes from the budget what a buffer of size bytes needs
+// beyond the current one and returns the size taken, or 0 if nothing that
+// grows the buffer fits. When size does not fit, a quarter more than now,
+// then all that is left, as long as it grows the buffer and stays within
+// size: near the limit a large message still fits if it can, in few steps.
+func (d *Decoder) takeBudget(size int) int {
+	now := len(d.buf)
+	for _, s := range [...]int{size, min(size, now+now/4), min(size, now+d.budget.Left())} {
+		if s <= now {
+			continue
+		}
+		more := charge(s) - d.charged
+		if more <= 0 || d.budget.Grow(more) {
+			d.charged += max(more, 0)
+			return s
+		}
+	}
+	return 0
 }
 
 // charge is how much of a buffer of size bytes counts against a budget:
@@ -141,12 +163,11 @@ func (d *Decoder) fill() {
 				d.readErr = fmt.Errorf("protocol: %d buffered bytes and still no whole %v frame", len(d.buf), d.framing)
 				return
 			}
-			if more := charge(size) - d.charged; d.budget != nil && more > 0 {
-				if !d.budget.Grow(more) {
+			if d.budget != nil {
+				if size = d.takeBudget(size); size == 0 {
 					d.readErr = ErrOverloaded
 					return
 				}
-				d.charged += more
 			}
 			grown := make([]byte, size)
 			d.end = copy(grown, d.buf[d.start:d.end])

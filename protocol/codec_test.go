@@ -432,6 +432,8 @@ func (b *testBudget) Grow(n int) bool {
 
 func (b *testBudget) Add(n int) { b.used += n }
 
+func (b *testBudget) Left() int { return max(0, b.limit-b.used) }
+
 // A Decoder whose budget refuses to grow returns the messages already
 // buffered, then ErrOverloaded (CODE_OVERLOADED, fatal), and reads no more.
 func TestDecoderBudgetRefuses(t *testing.T) {
@@ -488,5 +490,20 @@ func TestDecoderBudgetGivenBack(t *testing.T) {
 	}
 	if _, err := d.Next(); err != io.EOF {
 		t.Fatalf("at the end: %v; want io.EOF", err)
+	}
+}
+
+// Near the budget's limit a Decoder grows by less than twice, so that a
+// message that fits in what is left is read, not refused.
+func TestDecoderBudgetNearTheLimit(t *testing.T) {
+	msg, _ := Len32.AppendMessage(nil, EchoRequest(strings.Repeat("x", 12000)))
+	d := NewDecoder(&chunkReader{data: msg, chunks: []int{1000}}, Len32, 0)
+	b := &testBudget{limit: 14 << 10}
+	d.SetBudget(b)
+	if _, err := d.Next(); err != nil {
+		t.Fatalf("a message of %d bytes with a budget of %d: %v", len(msg), b.limit, err)
+	}
+	if b.used > b.limit || b.used < len(msg) {
+		t.Errorf("budget used %d of %d for a message of %d bytes", b.used, b.limit, len(msg))
 	}
 }
