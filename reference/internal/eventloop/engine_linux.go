@@ -358,15 +358,19 @@ type loop struct {
 	load   atomic.Int32 // connections, for adopt's choice
 
 	// Owned by the loop's goroutine.
-	conns    []*Conn // by descriptor
-	live     int
-	seq      int32
-	buf      []byte   // every read lands here first
-	spareIn  [][]byte // empty arrays for partial requests (releaseIn)
-	out      []byte   // the Handler appends replies here
-	events   []unix.EpollEvent
-	now      time.Duration // since e.epoch, read after each epoll_wait
-	draining bool
+	conns   []*Conn // by descriptor
+	live    int
+	seq     int32
+	buf     []byte   // every read lands here first
+	spareIn [][]byte // empty arrays for partial requests (releaseIn)
+	// spareLarge is one empty array for a large partial request, of at most
+	// twice the read buffer (releaseIn), so that a pipelining client's
+	// batches do not each allocate, and zero, the room for a read.
+	spareLarge []byte
+	out        []byte // the Handler appends replies here
+	events     []unix.EpollEvent
+	now        time.Duration // since e.epoch, read after each epoll_wait
+	draining   bool
 	// again: a descriptor handled in this round may still be ready without
 	// the kernel signalling it anew, so epoll_wait must be called before
 	// parking (see step).
@@ -918,23 +922,23 @@ func (l *loop) onReadable(c *Conn, events uint32) {
 // and the read lands behind it: in a stream of pipelined requests most
 // reads end inside one, and appending each read to c.in instead would grow
 // c.in, an allocation, every time. A large one stays in c.in, and the read
-// lands in c.in's free space, which is first made as large as the read
-// buffer if the budget allows, else as large as what it has left: moving a
-// large request to and fro at every read would cost copies in proportion
-// to its size for one that arrives in small pieces, and a read that could
-// not be held in c.in would get it refused for the requests queued behind
-// it. When c.in cannot grow at all within Config.Budget, fill returns
-// ErrBuffersFull: c.in holds one partial request (whole ones are answered
-// before a connection is read again), which is refused.
+// lands in c.in's free space: moving a large request to and fro at every
+// read would cost copies in proportion to its size for one that arrives in
+// small pieces. When less than a quarter of a full read is free, c.in
+// first grows to hold the request twice, or the request and a full read if
+// that is more, within Config.Budget, else by what the budget has left;
+// never reading more than c.in holds keeps the requests queued behind a
+// partial one from getting it refused. When c.in cannot grow at all, fill
+// returns ErrBuffersFull: c.in holds one partial request (whole ones are
+// answered before a connection is read again), which is refused.
 func (l *loop) fill(c *Conn) (in []byte, inConn, full bool, err error) {
-	small := len(c.in) <= min(smallIn, len(l.buf)/2)
+	small := !l.large(len(c.in))
 	space, k := l.buf, 0
 	if small {
 		k = copy(l.buf, c.in)
 	} else {
-		// Room for a full read, and twice the request so far (few copies
-		// of a large one); only when little is left, so that a buffer
-		// that has settled stays as it is.
+		// Only when little is left, so that a buffer that has settled
+		// stays as it is.
 		want := max(len(c.in)+len(l.buf), 2*len(c.in))
 		if cap(c.in)-len(c.in) < len(l.buf)/4 && !l.growIn(c, want, len(c.in)+1, true) {
 			return nil, false, false, ErrBuffersFull
@@ -953,6 +957,10 @@ func (l *loop) fill(c *Conn) (in []byte, inConn, full bool, err error) {
 	c.in = c.in[:len(c.in)+n]
 	return c.in, true, n == len(space), nil
 }
+
+// large reports whether a partial request of n bytes stays in c.in between
+// reads (see fill).
+func (l *loop) large(n int) bool { return n > min(smallIn, len(l.buf)/2) }
 
 // chargeFor is what a buffer of capacity n counts against Config.Budget:
 // nothing up to smallIn, which any connection may hold, else all of it.
@@ -993,7 +1001,13 @@ func (l *loop) growIn(c *Conn, want, least int, check bool) bool {
 		}
 		c.charged += more(size)
 	}
-	in := make([]byte, len(c.in), size)
+	var in []byte
+	if k := cap(l.spareLarge); k >= size && k < 2*size {
+		// The loop's spare (account settles its charge: it is larger).
+		in, l.spareLarge = l.spareLarge[:len(c.in)], nil
+	} else {
+		in = make([]byte, len(c.in), size)
+	}
 	copy(in, c.in)
 	c.in = in
 	return true
@@ -1087,8 +1101,13 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 			l.spareIn = l.spareIn[:len(l.spareIn)-1]
 		}
 		// Only a partial request can be refused: whole ones are kept,
-		// unchecked, while the socket refuses their replies.
-		if c.in = c.in[:0]; !l.growIn(c, len(in), len(in), needMore) {
+		// unchecked, while the socket refuses their replies. A large one
+		// gets room for the next read at once (see fill).
+		want := len(in)
+		if needMore && l.large(len(in)) {
+			want += len(l.buf)
+		}
+		if c.in = c.in[:0]; !l.growIn(c, want, len(in), needMore) {
 			l.abandon(c, ErrBuffersFull, l.e.h.OnBuffersFull(c, l.out[:0]))
 			return
 		}
@@ -1100,13 +1119,16 @@ func (l *loop) process(c *Conn, in []byte, inConn bool) {
 	}
 }
 
-// releaseIn empties c.in. A small array is kept for the next partial
-// request on this loop: a pipelining client leaves one at the end of most
-// reads and none at the end of its batch, and an idle connection must not
-// keep one (buffers only while a request is in flight).
+// releaseIn empties c.in. A small array, or one large one, is kept for the
+// next partial request on this loop: a pipelining client leaves one at the
+// end of most reads and none at the end of its batch, and an idle
+// connection must not keep one (buffers only while a request is in
+// flight).
 func (l *loop) releaseIn(c *Conn) {
 	if k := cap(c.in); k > 0 && k <= smallIn && len(l.spareIn) < maxSparesIn {
 		l.spareIn = append(l.spareIn, c.in[:0])
+	} else if k > smallIn && k <= 2*len(l.buf) && cap(l.spareLarge) < k {
+		l.spareLarge = c.in[:0]
 	}
 	c.in = nil
 }
