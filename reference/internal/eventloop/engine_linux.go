@@ -1003,13 +1003,17 @@ func (l *loop) growIn(c *Conn, want, least int, check bool) bool {
 	}
 	var in []byte
 	if k := cap(l.spareLarge); k >= size && k < 2*size {
-		// The loop's spare (account settles its charge: it is larger).
-		in, l.spareLarge = l.spareLarge[:len(c.in)], nil
-	} else {
+		// The loop's spare, if the budget has room for what it has more.
+		if b := l.e.cfg.Budget; b == nil || !check || b.Left() >= chargeFor(k)-chargeFor(size) {
+			in, l.spareLarge = l.spareLarge[:len(c.in)], nil
+		}
+	}
+	if in == nil {
 		in = make([]byte, len(c.in), size)
 	}
 	copy(in, c.in)
 	c.in = in
+	l.account(c) // the spare's capacity, if it was taken
 	return true
 }
 
