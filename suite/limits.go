@@ -155,6 +155,8 @@ var _ = Describe("Limits and timeouts", func() {
 			s.fail(extra, nil, fmt.Sprintf("the connection closed (%v) with no Error reply", o.Closed), want)
 		case o.Silent: // served above the limit, or queued: both silent until a request
 			s.fail(extra, nil, "no Error reply and no close within the "+s.w.overload.String()+" (a connection served or queued above the limit)", want)
+		case r.SeveralMembers():
+			s.fail(extra, []string{"EA-MSG-1"}, fmt.Sprintf("%s, not as the schema defines it (%v)", r, r.Strict), want)
 		case r.Strict != nil:
 			s.fail(extra, []string{"EA-ERR-2"}, fmt.Sprintf("%s whose field 3 is not an Error message (%v)", r, r.Strict), want)
 		case r.Msg.GetError().GetCode() != protocol.Code_CODE_OVERLOADED:

@@ -334,8 +334,13 @@ func (c *Client) next(deadline time.Time) outcome {
 			whole := append([]byte(nil), c.rbuf...) // for a framing hint: from the reply's start
 			n, prefix, skipped, err := splitReply(c.opts.Framing, c.rbuf, c.replyMax)
 			if skipped > 0 {
-				c.tr.note("skipped %d bytes of fields that are not replies: % x", skipped, c.rbuf[:min(skipped, maxHexBytes)])
+				// A raw client skips them (EA-FRAME-1), but a server writes
+				// nothing but replies (EA-CONN-1): the original client reads
+				// them as a reply that sets nothing.
+				o := outcome{bad: fmt.Sprintf("%d bytes of fields that are no reply (% x), which a raw client skips; a server writes nothing but replies", skipped, c.rbuf[:min(skipped, maxHexBytes)]), badIDs: []string{"EA-CONN-1"}, hint: whole}
+				c.tr.note("%s", o.bad)
 				c.consume(skipped)
+				return o
 			}
 			if err == nil {
 				o := c.decode(n, prefix)

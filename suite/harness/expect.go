@@ -127,6 +127,8 @@ func (c *Client) ExpectErrorReply(codes ...protocol.Code) (*Reply, error) {
 		return r, c.fail([]string{"EA-CONN-1"}, r.String()+", answering no request", want)
 	case r.Msg.GetError() == nil:
 		return r, c.failWithHint(nil, r.String(), want, o.hint)
+	case r.SeveralMembers():
+		return r, c.fail([]string{"EA-MSG-1"}, fmt.Sprintf("%s, not as the schema defines it (%v)", r, r.Strict), want)
 	case r.Strict != nil:
 		return r, c.fail([]string{"EA-ERR-2"}, fmt.Sprintf("%s whose field 3 is not an Error message (%v)", r, r.Strict), want)
 	case len(codes) > 0 && !slices.Contains(codes, r.Msg.GetError().GetCode()):
@@ -399,7 +401,7 @@ func (c *Client) answersLater(r *Reply) bool {
 func (c *Client) checkKind(r *Reply, kind, want string) error {
 	switch {
 	case r.Strict != nil:
-		return c.failWithHint([]string{"EA-MSG-1"}, fmt.Sprintf("%s that the schema cannot decode (%v)", r, r.Strict), want, r.Frame)
+		return c.failWithHint([]string{"EA-MSG-1"}, fmt.Sprintf("%s, not as the schema defines it (%v)", r, r.Strict), want, r.Frame)
 	case r.Kind() == kind:
 		return nil
 	case r.extra():

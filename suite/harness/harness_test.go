@@ -435,6 +435,46 @@ func TestClientChecks(t *testing.T) {
 		}
 	})
 
+	t.Run("a reply setting two oneof members is EA-MSG-1, one member written twice is fine", func(t *testing.T) {
+		addr := fakeServer(t, func(conn net.Conn) {
+			d := protocol.NewDecoder(conn, protocol.Len32, 0)
+			for _, body := range [][]byte{
+				{0x12, 0x02, 0x08, 0x1e, 0x12, 0x00}, // add_response twice: merged, result=30
+				{0x0a, 0x00, 0x12, 0x02, 0x08, 0x1e}, // an empty echo_message, then add_response
+			} {
+				if _, err := d.DecodeRequest(); err != nil {
+					return
+				}
+				conn.Write(protocol.Len32.AppendFrame(nil, body))
+			}
+		})
+		c, err := Dial(context.Background(), addr, Options{Framing: protocol.Len32, Latency: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.Add(10, 20); err != nil {
+			t.Fatalf("one member written twice: %v", err)
+		}
+		f := failureOf(t, c.Add(10, 20))
+		if f.IDs[0] != "EA-MSG-1" || !strings.Contains(f.Got, "echo_message then add_response") {
+			t.Fatalf("got %v", f)
+		}
+	})
+
+	t.Run("raw bytes that are no reply are EA-CONN-1, though a raw client skips them", func(t *testing.T) {
+		c := dial(t, fakeServer(t, replyWith(func(r *protocol.ClientMessage) []byte {
+			return append([]byte{0x78, 0x00}, encode(protocol.EchoReply(r.GetEchoMessage().GetContent()))...) // field 15, then the reply
+		})))
+		f := failureOf(t, c.Echo("after a keep-alive"))
+		if f.IDs[0] != "EA-CONN-1" || !strings.Contains(f.Got, "2 bytes of fields that are no reply (78 00)") {
+			t.Fatalf("got %v", f)
+		}
+		if err := c.ExpectEcho("after a keep-alive"); err != nil {
+			t.Fatalf("the reply after them: %v", err)
+		}
+	})
+
 	t.Run("a field 3 that is not an Error is EA-ERR-2", func(t *testing.T) {
 		c := dial(t, fakeServer(t, func(conn net.Conn) {
 			conn.Write(append([]byte{0x1a, 0x02}, "no"...))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +20,8 @@ type Reply struct {
 	Msg   *protocol.ServerMessage // as protocol.DecodeReply reads it: field 3 of any shape is an error reply
 	// Strict is nil when the reply is a ServerMessage exactly as the schema
 	// defines it, and says what is wrong otherwise (EA-MSG-1, EA-ERR-2): a
-	// field of the wrong wire type, a field 3 that is not an Error.
+	// field of the wrong wire type, a field 3 that is not an Error, or more
+	// than one oneof member on the wire (SeveralMembers).
 	Strict error
 	Frame  []byte    // the reply's bytes as received, prefix included
 	Prefix int       // how many of them are the framing's length prefix
@@ -30,6 +32,13 @@ type Reply struct {
 	repeats int      // the index of an earlier reply with the same bytes, or 0
 	request *request // the request it answers, if the client knows
 	unasked bool     // it arrived whole when the replies outnumbered the frames sent
+}
+
+// SeveralMembers reports whether the reply sets more than one oneof member
+// on the wire (EA-MSG-1), rather than a field of the wrong shape.
+func (r *Reply) SeveralMembers() bool {
+	var e *severalMembersError
+	return errors.As(r.Strict, &e)
 }
 
 // Body is the reply's message encoding, without the prefix.
@@ -162,7 +171,42 @@ func decodeReply(body []byte) (msg *protocol.ServerMessage, strict error, err er
 		}
 		b = b[n:]
 	}
+	if members := oneofMembers(body); len(members) > 1 {
+		return msg, &severalMembersError{members: members}, nil
+	}
 	return msg, nil, nil
+}
+
+// memberNames are ServerMessage's oneof members by field number.
+var memberNames = map[protowire.Number]string{1: "echo_message", 2: "add_response", 3: "error"}
+
+// oneofMembers lists the oneof members body, a well-formed ServerMessage,
+// sets on the wire, in order of first appearance. One member written twice
+// is one (protobuf merges the two).
+func oneofMembers(body []byte) []string {
+	var members []string
+	for len(body) > 0 {
+		num, _, n := protowire.ConsumeField(body)
+		if n < 0 {
+			break
+		}
+		if name, ok := memberNames[num]; ok && !slices.Contains(members, name) {
+			members = append(members, name)
+		}
+		body = body[n:]
+	}
+	return members
+}
+
+// severalMembersError is a reply that sets more than one oneof member on
+// the wire. A protobuf parser keeps the last, so it decodes; but a reply
+// sets exactly one (PROTOCOL.md section 3), and a client that reads the
+// first field sees another reply.
+type severalMembersError struct{ members []string }
+
+func (e *severalMembersError) Error() string {
+	return fmt.Sprintf("it sets %d members of the oneof on the wire, %s: a protobuf parser keeps the last, a client that reads the first field sees %s; a reply sets exactly one",
+		len(e.members), strings.Join(e.members, " then "), e.members[0])
 }
 
 // framingLooks says what each framing looks like on the wire, for hints.

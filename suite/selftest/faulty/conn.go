@@ -32,6 +32,9 @@ const (
 	// streamPause apart, so that a stop can come in the middle of one.
 	streamPiece = 16 << 10
 	streamPause = 2 * time.Millisecond
+	// keepAliveDelay is how long after a batch of replies keep-alive writes
+	// its unknown field: later than a reply's quiet window of 50 ms.
+	keepAliveDelay = 300 * time.Millisecond
 	// mergeQuiet is the gap that ends a message for merge.
 	mergeQuiet = 10 * time.Millisecond
 	// lingerTimeout bounds how long a connection closed after an Error
@@ -379,6 +382,9 @@ func (c *conn) queue(reply *protocol.ServerMessage) {
 	if err != nil {
 		return
 	}
+	if c.srv.Fault == TwoMembers && reply.GetAddResponse() != nil {
+		body = append([]byte{0x0a, 0x00}, body...)
+	}
 	c.pending = append(c.pending, c.frame(body))
 }
 
@@ -447,6 +453,9 @@ func (c *conn) flush() error {
 		if c.srv.Fault == CloseAfterOne {
 			return errClose
 		}
+	}
+	if c.srv.Fault == KeepAlive {
+		time.AfterFunc(keepAliveDelay, func() { c.nc.Write([]byte{0x78, 0x00}) }) //nolint:errcheck // the client may be gone
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ const (
 	GarbageSuccess  Fault = "garbage-success"   // a request it cannot decode gets an empty echo reply
 	ExitOnMalformed Fault = "exit-on-malformed" // log.Fatal on a request it cannot decode
 	SmallBuffer     Fault = "small-buffer"      // a 512-byte request buffer: larger requests are too large
+	TwoMembers      Fault = "two-members"       // writes an empty echo_message before each add_response (a reply built by appending to a default)
 
 	// Framing and writing.
 	Merge         Fault = "merge"           // a message is what arrives until 10 ms of quiet: requests after the first are dropped
@@ -43,6 +44,7 @@ const (
 	VarintOneByte Fault = "varint-1byte"    // varint framing: writes the length as one byte
 	Len32Low16    Fault = "len32-low16"     // len32 framing: uses only the low 16 bits of a length
 	RawLenPrefix  Fault = "raw-len-prefix"  // raw framing, but each reply gets a 4-byte length in front
+	KeepAlive     Fault = "keep-alive"      // writes an unknown field (78 00) 300 ms after each batch of replies, with a write of its own
 
 	// Limits (with --idle-timeout and --max-conns set).
 	NoIdleTimeout     Fault = "no-idle-timeout"       // sets the idle deadline only before the first request (a "handshake timeout"): once served, a connection may idle forever
@@ -58,8 +60,8 @@ const (
 // Faults lists every fault.
 var Faults = []Fault{
 	Serial, Pool4, RefuseAfterFirst, ExitOnReset, BusyIdle,
-	AddReturnsA, Reflect, NulTruncate, WrongField, OmittedIsError, OverflowCrash, GarbageSuccess, ExitOnMalformed, SmallBuffer,
-	Merge, TruncateLarge, SplitWrite, ExtraBytes, Reorder, Slow, CloseAfterOne, VarintOneByte, Len32Low16, RawLenPrefix,
+	AddReturnsA, Reflect, NulTruncate, WrongField, OmittedIsError, OverflowCrash, GarbageSuccess, ExitOnMalformed, SmallBuffer, TwoMembers,
+	Merge, TruncateLarge, SplitWrite, ExtraBytes, Reorder, Slow, CloseAfterOne, VarintOneByte, Len32Low16, RawLenPrefix, KeepAlive,
 	NoIdleTimeout, ConnLimitOffByOne,
 	IgnoreStop, StopNoDrain, StopKeepConns, StopExitOne,
 }
