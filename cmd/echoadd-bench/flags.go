@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -47,8 +48,9 @@ type options struct {
 	serverOutput bool
 	version      bool
 
-	changed func(name string) bool
-	started func(*bench.Process) // told of every server started here (run sets it)
+	changed  func(name string) bool
+	started  func(*bench.Process) // told of every server started here (run sets it)
+	progress bool                 // a live status line on stderr: a terminal, and no --json (run sets it)
 }
 
 const usageHead = `Usage: echoadd-bench [flags]
@@ -95,7 +97,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.StringVar(&o.driverText, "driver", string(bench.DefaultDriver()), "how the load generator drives its connections: epoll (one goroutine for all, the cheapest client; Linux) or goroutine (one per connection)")
 	fs.BoolVar(&o.json, "json", false, "write the result as JSON")
 	fs.BoolVar(&o.sweep, "sweep", false, "run the standard matrix: 1, 8, 64, 256 connections x echo 16 B, echo 1 KiB, add, echo 16 B pipelined 16 (len32)")
-	fs.StringVar(&o.plot, "plot", "", "also write the throughput table as an SVG chart to this file")
+	fs.StringVar(&o.plot, "plot", "", "also write the throughput table as an SVG chart to this file (a name ending in .svg)")
 	fs.BoolVar(&o.baseline, "baseline", false, "run the same load against the in-tree comparator too and report ratios server/comparator")
 	fs.IntVar(&o.idleConns, "idle-conns", 0, "instead of load: open this many connections, one request each, hold them idle, and report the server's RSS per connection")
 	fs.DurationVar(&o.idleHold, "idle-hold", 2*time.Second, "with --idle-conns: how long to hold them before reading the server's memory")
@@ -134,6 +136,9 @@ func parse(args []string, w io.Writer) (*options, error) {
 	// Before any load: a run of minutes must not end in "cannot write".
 	// Missing directories are fine: writeReport makes them.
 	if o.plot != "" {
+		if ext := filepath.Ext(o.plot); !strings.EqualFold(ext, ".svg") {
+			return nil, fmt.Errorf("--plot %s: the chart is written as SVG; give a file name ending in .svg (a browser opens it; rsvg-convert or inkscape turn it into PNG)", o.plot)
+		}
 		if err := outfile.Check(o.plot, true); err != nil {
 			return nil, fmt.Errorf("--plot: %w", err)
 		}

@@ -44,7 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "echoadd-bench %s %s\n", version.String(), runtime.Version())
 		return exitOK
 	}
-	stderr = &lockedWriter{w: stderr} // the interrupt watcher writes too
+	o.progress = !o.json && bench.IsTerminal(stderr) // before the wrapping below hides the terminal
+	stderr = &lockedWriter{w: stderr}                // the interrupt watcher writes too
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	in := watchInterrupts(cancel, stderr)
@@ -181,7 +182,7 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		Warmup: o.warmup, Mix: o.mix, Payload: o.payload, Pipeline: o.pipeline, Timeout: o.timeout,
 		Driver: o.driver,
 	}
-	if !o.json && bench.IsTerminal(stderr) {
+	if o.progress {
 		load.Progress = stderr
 	}
 	cases := []bench.Case{{Name: fmt.Sprintf("%s c%d", workloadName(load), load.Conns), Load: load}}

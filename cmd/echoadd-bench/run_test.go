@@ -346,7 +346,7 @@ func TestPlotPathChecked(t *testing.T) {
 	// A silent server: were the load run first, it would take the
 	// 5 s timeout before --plot's error.
 	l := silentServer(t)
-	for _, p := range []string{"/proc/nope/x.svg", dir} {
+	for _, p := range []string{"/proc/nope/x.svg", dir, filepath.Join(dir, "chart.png")} {
 		var stdout, stderr bytes.Buffer
 		start := time.Now()
 		code := run([]string{"--target", l.Addr().String(), "--duration", "1s", "--plot", p}, &stdout, &stderr)
