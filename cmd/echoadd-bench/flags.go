@@ -156,9 +156,15 @@ func writeUsage(w io.Writer, fs *pflag.FlagSet) {
 // validate holds every cross-flag rule.
 func (o *options) validate() error {
 	sources := 0
-	for _, name := range []string{"target", "server-cmd", "server-bin"} {
-		if o.changed(name) {
-			sources++
+	for _, f := range []struct{ name, value string }{{"target", o.target}, {"server-cmd", o.serverCmd}, {"server-bin", o.serverBin}} {
+		if !o.changed(f.name) {
+			continue
+		}
+		sources++
+		if strings.TrimSpace(f.value) == "" {
+			// An unset variable ("--target $ADDR"): measuring the bundled
+			// reference instead would report figures for the wrong server.
+			return fmt.Errorf("--%s is empty (an unset variable?): give it a value, or leave the flag out to measure the bundled reference", f.name)
 		}
 	}
 	if sources > 1 {

@@ -105,6 +105,13 @@ func (o *options) validate(fs *pflag.FlagSet) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
 	}
+	for _, name := range []string{"target", "server-cmd"} {
+		if fs.Changed(name) && strings.TrimSpace(fs.Lookup(name).Value.String()) == "" {
+			// An unset variable in CI ("--server-cmd $CMD"): running the
+			// bundled reference instead would pass whatever was meant.
+			return fmt.Errorf("--%s is empty (an unset variable?): give it a value, or leave the flag out to test the bundled reference", name)
+		}
+	}
 	switch {
 	case o.target != "" && o.serverCmd != "":
 		return errors.New("--target and --server-cmd are mutually exclusive: test a running server or start one, not both")

@@ -42,6 +42,8 @@ func TestUsageErrors(t *testing.T) {
 		want string // in stderr
 	}{
 		{"target and server-cmd", []string{"--target", "127.0.0.1:1", "--server-cmd", "srv {port}"}, "mutually exclusive"},
+		{"empty server-cmd", []string{"--server-cmd", ""}, "--server-cmd is empty"},
+		{"blank target", []string{"--target", " "}, "--target is empty"},
 		{"server-cmd without port", []string{"--server-cmd", "srv --listen :7878"}, "does not contain {port}"},
 		{"target without port", []string{"--target", "127.0.0.1"}, "--target"},
 		{"target bad port", []string{"--target", "127.0.0.1:http"}, "not a number"},
