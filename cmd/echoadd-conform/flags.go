@@ -67,7 +67,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.BoolVar(&o.list, "list", false, "print the selected specs with their requirement IDs and levels; run nothing")
 	fs.StringVar(&o.junitReport, "junit-report", "", "also write a JUnit XML report to `FILE`")
 	fs.StringVar(&o.jsonReport, "json-report", "", "also write the JSON report (schema: package echoadd/suite/report) to `FILE`")
-	fs.Float64Var(&o.timeoutScale, "timeout-scale", 1, "multiply every deadline of the suite by `FACTOR` (slow machines, CI)")
+	fs.Float64Var(&o.timeoutScale, "timeout-scale", 1, "multiply every deadline of the suite by `FACTOR`, up to 100 (slow machines, CI); EA-CONN-6's 1 s bound per reply too")
 	o.maxMessageSize = protocol.MinMaxMessageSize
 	fs.Var((*cli.MessageSize)(&o.maxMessageSize), "max-message-size", "the largest request in `BYTES` the target declares it accepts, from 1024 to 1GiB,\ne.g. 1048576, 64KiB or 1MiB (the bundled reference is started with, and declares,\n1048576)")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 0, "the target's read timeout as a `DURATION` (e.g. 2s), for the read-timeout specs;\n0 skips them (the bundled reference is started with, and declares, 1s)")

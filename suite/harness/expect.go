@@ -287,7 +287,7 @@ func (c *Client) expectReply(want string, d due) (*Reply, error) {
 		late := c.next(time.Now().Add(bound))
 		if late.reply != nil {
 			c.answered(late.reply, sent)
-			return nil, c.fail([]string{"EA-CONN-6"}, fmt.Sprintf("%s %v after its request", late.reply, late.reply.Latency().Round(time.Millisecond)), "a reply within "+bound.String())
+			return nil, c.fail([]string{"EA-CONN-6"}, fmt.Sprintf("%s %v after its request", late.reply, over(late.reply.Latency(), bound)), "a reply within "+bound.String())
 		}
 		o = late
 	}
@@ -429,9 +429,21 @@ func (c *Client) ExpectKind(r *Reply, kind string) error {
 // checkLatency holds a reply to EA-CONN-6.
 func (c *Client) checkLatency(r *Reply) error {
 	if l := r.Latency(); l > c.opts.Latency {
-		return c.fail([]string{"EA-CONN-6"}, fmt.Sprintf("%s %v after its request", r, l.Round(time.Millisecond)), "a reply within "+c.opts.Latency.String())
+		return c.fail([]string{"EA-CONN-6"}, fmt.Sprintf("%s %v after its request", r, over(l, c.opts.Latency)), "a reply within "+c.opts.Latency.String())
 	}
 	return nil
+}
+
+// over rounds l, a latency above bound, to milliseconds, or finer where
+// that would show it equal to the bound ("1s after its request, want
+// within 1s").
+func over(l, bound time.Duration) time.Duration {
+	for _, unit := range []time.Duration{time.Millisecond, time.Microsecond} {
+		if r := l.Round(unit); r > bound {
+			return r
+		}
+	}
+	return l
 }
 
 // firstDifference says where got first differs from want.

@@ -701,3 +701,17 @@ func TestFramingHintIn(t *testing.T) {
 		}
 	}
 }
+
+// A late reply's latency is never shown equal to the bound it broke.
+func TestOver(t *testing.T) {
+	for _, tc := range []struct{ l, want time.Duration }{
+		{1500 * time.Millisecond, 1500 * time.Millisecond},
+		{1000400 * time.Microsecond, 1000400 * time.Microsecond}, // 1s to the millisecond
+		{1012345 * time.Microsecond, 1012 * time.Millisecond},
+		{time.Second + 300, time.Second + 300}, // 1s to the microsecond too
+	} {
+		if got := over(tc.l, time.Second); got != tc.want {
+			t.Errorf("over(%v, 1s) = %v, want %v", tc.l, got, tc.want)
+		}
+	}
+}

@@ -304,6 +304,16 @@ func transcriptOf(sr types.SpecReport) string {
 	return ""
 }
 
+// failedOn reports whether a spec of the run failed on requirement id.
+func (r *Report) failedOn(id string) bool {
+	for _, s := range r.Specs {
+		if !s.HarnessFailure() && slices.Contains(s.FailedIDs, id) {
+			return true
+		}
+	}
+	return false
+}
+
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(line)
@@ -316,6 +326,8 @@ func (r *Report) Finish(finished time.Time, cat []Requirement) {
 	r.Warnings = nil
 	for _, s := range r.Specs {
 		switch {
+		case s.HarnessFailure() && s.State == "timedout" && r.failedOn("EA-CONN-6"):
+			r.AddHarnessError("%s: the spec ran out of its time budget before it could judge the target; replies came late too (EA-CONN-6 failed), and a larger --timeout-scale, which lengthens that bound as well, would only hide it", s.Name)
 		case s.HarnessFailure() && s.State == "timedout":
 			r.AddHarnessError("%s: the spec ran out of its time budget before it could judge the target (a slow target: raise --timeout-scale)", s.Name)
 		case s.HarnessFailure():
@@ -356,10 +368,12 @@ func (r *Report) Finish(finished time.Time, cat []Requirement) {
 	switch {
 	case r.seen.interrupted:
 		r.Verdict, r.ExitCode = Interrupted, ExitInterrupted
+	case mustFailed || (r.Strict && otherFailed):
+		// A failure shown is a verdict, whatever else could not be
+		// judged: a CI that retries or ignores exit 2 must not let it by.
+		r.Verdict, r.ExitCode = NotConformant, ExitNotConformant
 	case len(r.HarnessErrors) > 0:
 		r.Verdict, r.ExitCode = HarnessError, ExitHarnessError
-	case mustFailed || (r.Strict && otherFailed):
-		r.Verdict, r.ExitCode = NotConformant, ExitNotConformant
 	case !judged:
 		// Every selected spec skipped itself: a pass would be a verdict
 		// on nothing.

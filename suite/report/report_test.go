@@ -126,6 +126,12 @@ func TestVerdicts(t *testing.T) {
 			exit:  ExitHarnessError,
 		},
 		{
+			name:  "a MUST failure beside a harness error is not conformant: the failure is a verdict",
+			specs: []types.SpecReport{it("late", types.SpecStateFailed, "EA-CONN-6: got a reply 1.2s after its request, want within 1s", "EA-CONN-6", "must"), it("1000 echoes", types.SpecStateTimedout, "A spec timeout occurred", "EA-ADD-1", "must")},
+			want:  map[string]string{"EA-ECHO-1": NotRun, "EA-ADD-1": NotRun, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
+			exit:  ExitNotConformant,
+		},
+		{
 			name:  "failed BeforeSuite is a harness error",
 			specs: []types.SpecReport{{LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStateFailed, Failure: types.Failure{Message: "server never listened"}}},
 			want:  map[string]string{"EA-ECHO-1": NotRun, "EA-ADD-1": NotRun, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
