@@ -345,7 +345,11 @@ func (c *Client) unexpected(o outcome, want, silence string, d due) error {
 		f = c.failWithHint(nil, fmt.Sprintf("the connection closed in the middle of a reply, after %d bytes", len(c.rbuf)), want, o.hint)
 		f.breaks(closed)
 	case o.closed != nil:
-		f = c.fail(nil, "the connection closed ("+o.closed.Error()+")", want)
+		got := "the connection closed (" + o.closed.Error() + ")"
+		if c.replies > 0 {
+			got += fmt.Sprintf(" after reply #%d", c.replies) // the transcript may show only the end
+		}
+		f = c.fail(nil, got, want)
 		f.breaks(closed)
 	case len(c.rbuf) > 0:
 		f = c.failWithHint(nil, fmt.Sprintf("%d bytes that are no whole reply, then %s", len(c.rbuf), silence), want, o.hint)

@@ -348,7 +348,11 @@ func TestClientChecks(t *testing.T) {
 		if err := c.Echo("a\x00b"); err != nil {
 			t.Fatal(err)
 		}
-		checkBlame(t, failureOf(t, c.Probe()), []string{"EA-ECHO-2"}, "EA-CONN-3")
+		f := failureOf(t, c.Probe())
+		checkBlame(t, f, []string{"EA-ECHO-2"}, "EA-CONN-3")
+		if !strings.Contains(f.Got, "closed (EOF) after reply #1") {
+			t.Errorf("got %q, want it to say after which reply", f.Got)
+		}
 	})
 
 	t.Run("an Error reply to a valid request is EA-MSG-1, or EA-LIM-1 for CODE_TOO_LARGE at most 1024 bytes", func(t *testing.T) {
