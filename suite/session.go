@@ -146,6 +146,12 @@ var answering struct {
 	// server (the same command) does not change.
 	mismatch bool
 	decided  bool // a spec failed on a MUST requirement, or the harness failed: the run is not CONFORMANT
+	// fresh is what a server started afresh for a lifecycle spec did once
+	// the shared one had stopped answering: "" if it answered
+	// (freshUnanswering); freshAsked says whether it was asked.
+	fresh      string
+	freshAsked bool
+	replies    int // replies read on the connections of the specs that ended so far
 }
 
 // notJudgedPrefix starts the skip reason of a spec not run because of an
@@ -163,7 +169,7 @@ func skipIfStopped() {
 		return
 	}
 	if _, p := sharedTarget(); p != nil && !p.Running() && !answering.mismatch {
-		answering.stopped = ""
+		answering.stopped, answering.fresh, answering.freshAsked = "", "", false
 		return
 	}
 	if answering.decided || !slices.Contains(CurrentSpecReport().Labels(), "must") {
@@ -206,6 +212,10 @@ func checkAnswering(framing protocol.Framing, w harness.Window) {
 	answering.mu.Lock()
 	defer answering.mu.Unlock()
 	answering.stopped = fmt.Sprintf("the target stopped answering: %s (in %q); then %s", first, r.FullText(), what)
+	if answering.replies == 0 && strings.HasPrefix(what, harness.NothingInReply) {
+		what += "; " + harness.NoReplyHint(framing)
+		answering.stopped += "; " + harness.NoReplyHint(framing)
+	}
 	AddReportEntry("target stopped answering", "after this spec failed, "+what+"; the specs that follow skip")
 }
 
@@ -249,9 +259,14 @@ func awaitCrash(d time.Duration) {
 func (s *session) closeAll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	replies := 0
 	for _, c := range s.clients {
 		c.Close() //nolint:errcheck // the spec is over; a close error changes nothing
+		replies += c.Replies()
 	}
+	answering.mu.Lock()
+	answering.replies += replies
+	answering.mu.Unlock()
 }
 
 // dial connects to the shared server, failing the spec if it cannot.
@@ -337,12 +352,49 @@ func (s *session) start(port int) (*harness.Process, error) {
 }
 
 // mustStart is start, and a harness error if the server does not start.
+// Once the shared server has stopped answering or shown another framing,
+// a lifecycle spec skips like the others (skipIfStopped) if the fresh
+// server does not answer either: its own requirements would otherwise be
+// charged with "no reply" (EA-STOP-1 failing for a server that never
+// answers anything).
 func (s *session) mustStart() *harness.Process {
 	p, err := s.start(0)
 	if err != nil {
 		Fail(harnessErrorPrefix + ": " + err.Error())
 	}
+	if why := freshUnanswering(s.ctx, p.Addr, s.cfg.Framing, s.w.alive); why != "" {
+		Skip(notJudgedPrefix + why)
+	}
 	return p
+}
+
+// freshUnanswering returns why a lifecycle spec should skip, or "": the
+// shared server stopped answering (or speaks another framing), the spec
+// is one skipIfStopped would skip, and a server just started at addr from
+// the same command does not answer either. The first such spec asks the
+// fresh server (harness.Unanswering, at most twice w); the others take its
+// answer, since every start is the same command.
+func freshUnanswering(ctx context.Context, addr string, f protocol.Framing, w harness.Window) string {
+	answering.mu.Lock()
+	stopped, mismatch, decided := answering.stopped, answering.mismatch, answering.decided
+	fresh, asked := answering.fresh, answering.freshAsked
+	answering.mu.Unlock()
+	if stopped == "" || (!decided && slices.Contains(CurrentSpecReport().Labels(), "must")) {
+		return ""
+	}
+	if mismatch {
+		return stopped
+	}
+	if !asked {
+		fresh = harness.Unanswering(ctx, addr, f, w)
+		answering.mu.Lock()
+		answering.fresh, answering.freshAsked = fresh, true
+		answering.mu.Unlock()
+	}
+	if fresh == "" {
+		return ""
+	}
+	return stopped + "; a server started afresh from the command did not answer either (" + fresh + ")"
 }
 
 // fail fails the spec: requirement IDs (nil: the spec's own) and a

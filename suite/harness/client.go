@@ -129,6 +129,9 @@ func DialError(addr string, err error) error {
 	return fmt.Errorf("cannot connect to %s: %w", addr, err)
 }
 
+// Replies counts the replies read so far on the connection.
+func (c *Client) Replies() int { return c.replies }
+
 // Name is the connection's name in its transcript.
 func (c *Client) Name() string { return c.opts.Name }
 

@@ -47,10 +47,14 @@ func Unanswering(ctx context.Context, addr string, f protocol.Framing, w Window)
 	sent := time.Now()
 	var b [1]byte
 	if _, err := conn.Read(b[:]); err != nil && timedOut(err) && ctx.Err() == nil {
-		return fmt.Sprintf("nothing in reply to an echo request on a fresh connection to %s within %v", addr, time.Since(sent).Round(time.Millisecond))
+		return fmt.Sprintf("%s on a fresh connection to %s within %v", NothingInReply, addr, time.Since(sent).Round(time.Millisecond))
 	}
 	return ""
 }
+
+// NothingInReply starts what Unanswering returns when the connection was
+// accepted and the request taken, but nothing came back.
+const NothingInReply = "nothing in reply to an echo request"
 
 func timedOut(err error) bool {
 	var ne net.Error

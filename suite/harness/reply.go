@@ -216,6 +216,18 @@ var framingLooks = map[protocol.Framing]string{
 	protocol.Varint: "each message behind a varint length",
 }
 
+// NoReplyAdvice starts NoReplyHint; the report finds the hint by it.
+const NoReplyAdvice = "no request of this run has had a reply: "
+
+// NoReplyHint is the advice for a target that has answered no request at
+// all. A connection in the listen backlog looks accepted to the client, and
+// the most common cause is a framing the server reads otherwise (a
+// little-endian length, a varint for a fixed prefix): it waits for the
+// rest of a frame that never comes. It holds no "; ".
+func NoReplyHint(f protocol.Framing) string {
+	return fmt.Sprintf("%scheck that the server accepts connections, and reads %s framing as PROTOCOL.md defines it (%s)", NoReplyAdvice, f, framingLooks[f])
+}
+
 // TryFraming is the advice in every framing hint, followed by the framing
 // to try: "...: try --framing len32 (read that way, ...)". The suite finds
 // framing hints in failure messages by it.

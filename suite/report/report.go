@@ -219,6 +219,22 @@ func (r *Report) FramingHint() string {
 	return ""
 }
 
+// NoReplyHint is the suite's advice for a target that answered no request
+// at all (harness.NoReplyHint), as the reason of the specs it skipped
+// carries it, or "".
+func (r *Report) NoReplyHint() string {
+	for _, s := range r.Specs {
+		if s.State != "skipped" || !strings.HasPrefix(s.Reason, notJudgedPrefix) {
+			continue
+		}
+		if _, hint, ok := strings.Cut(s.Reason, harness.NoReplyAdvice); ok {
+			hint, _, _ = strings.Cut(hint, "; ")
+			return harness.NoReplyAdvice + hint
+		}
+	}
+	return ""
+}
+
 // interruptedByUser is Ginkgo's special suite failure reason for SIGINT.
 const interruptedByUser = "Interrupted by User"
 

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -58,7 +59,7 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 	case Interrupted:
 		fmt.Fprintln(ew, "interrupted: the verdicts above cover only what ran before the interrupt")
 	}
-	if h := r.FramingHint(); h != "" {
+	if h := cmp.Or(r.FramingHint(), r.NoReplyHint()); h != "" {
 		fmt.Fprintf(ew, "hint: %s\n", h)
 	}
 	return ew.err

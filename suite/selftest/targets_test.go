@@ -170,6 +170,10 @@ var faultTargets = []target{
 	{fault: faulty.Len32Low16, framing: "len32",
 		must:   []string{"EA-MSG-1", "EA-ECHO-3"},
 		should: []string{"EA-ERR-1", "EA-MAL-3", "EA-LIM-2"}},
+	// It never replies: the first spec fails, and every later one, the
+	// lifecycle specs with their fresh servers too, is NOT JUDGED.
+	{fault: faulty.Len32LE, framing: "len32",
+		must: []string{"EA-CONN-2", "EA-CONN-3"}},
 	{fault: faulty.RawLenPrefix, framing: "raw",
 		must: []string{"EA-FRAME-1"},
 		hint: "--framing len32"},

@@ -13,13 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"echoadd/suite/harness"
 	"echoadd/suite/report"
 )
 
 // A run against a target that never answers must end in bounded, short
 // time: the first failure is reported on the requirement it breaks, and the
 // specs after it skip, naming it, instead of each waiting out its own
-// timeouts (about 10 minutes for the whole suite).
+// timeouts (about 10 minutes for the whole suite). The run ends with advice
+// (harness.NoReplyHint).
 const (
 	unansweringWall  = 45 * time.Second  // what the run may take
 	unansweringBound = 100 * time.Second // when the runner is killed
@@ -68,6 +70,9 @@ func TestUnansweringTarget(t *testing.T) {
 			}
 			if skipped == 0 {
 				t.Errorf("no spec skipped with %q\n%s", notJudged, res.explain())
+			}
+			if last := tail(res.stdout, 1); !strings.HasPrefix(last, "hint: "+harness.NoReplyAdvice) {
+				t.Errorf("the output ends with %q, want the hint %q...", last, harness.NoReplyAdvice)
 			}
 		})
 	}

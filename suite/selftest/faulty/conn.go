@@ -160,6 +160,16 @@ func (c *conn) split(buf []byte) ([]byte, int, error) {
 		}
 		return buf[4 : 4+size], 4 + size, nil
 	}
+	if c.srv.Fault == Len32LE && c.srv.Framing == protocol.Len32 {
+		if len(buf) < 4 {
+			return nil, 0, protocol.ErrIncomplete
+		}
+		size := int(binary.LittleEndian.Uint32(buf)) // 00 00 00 0d reads as 218 MB
+		if len(buf) < 4+size {
+			return nil, 0, protocol.ErrIncomplete
+		}
+		return buf[4 : 4+size], 4 + size, nil
+	}
 	return c.srv.Framing.Split(buf, max)
 }
 
@@ -224,7 +234,7 @@ func (c *conn) read(p []byte) (int, error) {
 	if !draining {
 		var deadline time.Time
 		switch {
-		case len(c.in) > 0 && c.srv.ReadTimeout > 0:
+		case len(c.in) > 0 && c.srv.ReadTimeout > 0 && c.srv.Fault != Len32LE: // len32-le waits for ever
 			if c.requestFrom.IsZero() {
 				c.requestFrom = time.Now()
 			}

@@ -43,6 +43,7 @@ const (
 	CloseAfterOne Fault = "close-after-one" // closes the connection after the first reply
 	VarintOneByte Fault = "varint-1byte"    // varint framing: writes the length as one byte
 	Len32Low16    Fault = "len32-low16"     // len32 framing: uses only the low 16 bits of a length
+	Len32LE       Fault = "len32-le"        // len32 framing: reads a length little-endian, unchecked and with no read timeout, so it waits for a frame of hundreds of MB and never replies
 	RawLenPrefix  Fault = "raw-len-prefix"  // raw framing, but each reply gets a 4-byte length in front
 	KeepAlive     Fault = "keep-alive"      // writes an unknown field (78 00) 300 ms after each batch of replies, with a write of its own
 
@@ -61,7 +62,7 @@ const (
 var Faults = []Fault{
 	Serial, Pool4, RefuseAfterFirst, ExitOnReset, BusyIdle,
 	AddReturnsA, Reflect, NulTruncate, WrongField, OmittedIsError, OverflowCrash, GarbageSuccess, ExitOnMalformed, SmallBuffer, TwoMembers,
-	Merge, TruncateLarge, SplitWrite, ExtraBytes, Reorder, Slow, CloseAfterOne, VarintOneByte, Len32Low16, RawLenPrefix, KeepAlive,
+	Merge, TruncateLarge, SplitWrite, ExtraBytes, Reorder, Slow, CloseAfterOne, VarintOneByte, Len32Low16, Len32LE, RawLenPrefix, KeepAlive,
 	NoIdleTimeout, ConnLimitOffByOne,
 	IgnoreStop, StopNoDrain, StopKeepConns, StopExitOne,
 }
