@@ -86,8 +86,9 @@ var _ = Describe("Malformed input", func() {
 				Expect(c.CloseWrite()).To(Succeed())
 			}
 			for _, code := range mc.Codes {
-				_, err := c.ExpectErrorReply(code)
+				r, err := c.ExpectErrorReply(code)
 				Expect(err).To(Conform())
+				s.expectDetail(c, r)
 			}
 			if !mc.CloseWrite && !slices.Contains(mc.Requirements, "EA-MAL-5") && !slices.Contains(mc.Requirements, "EA-LIM-2") {
 				return

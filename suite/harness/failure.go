@@ -8,6 +8,12 @@ import (
 	"echoadd/protocol"
 )
 
+// OwnPassed ends the "(checking ...)" of a failure found while its spec
+// judged its other requirements, reported once they had passed: "EA-ERR-1
+// (checking EA-LIM-2, which passed): got ...". The report then counts the
+// spec as a pass for them, not as NOT JUDGED.
+const OwnPassed = ", which passed"
+
 // Failure is a check's verdict against the server: what the harness saw,
 // what the protocol wants, and the connection's transcript at that moment.
 type Failure struct {

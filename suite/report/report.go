@@ -122,6 +122,13 @@ func (s Spec) Failed() bool {
 	return true
 }
 
+// OwnPassed reports whether the spec failed on another requirement only
+// after its own checks had passed (harness.OwnPassed).
+func (s Spec) OwnPassed() bool {
+	head, _, _ := strings.Cut(s.Reason, ":")
+	return strings.HasSuffix(head, harness.OwnPassed+")")
+}
+
 // HarnessFailure reports whether the spec failed because of the harness.
 // A spec that ran out of its time budget (SpecTimeout) is one too: no
 // requirement bounds how long a whole spec may take, only each reply
@@ -446,6 +453,9 @@ func (r *Report) verdictFor(req Requirement) Verdict {
 			if notJudged == "" {
 				notJudged = fmt.Sprintf("not judged: %s was interrupted", s.Name)
 			}
+		case s.Failed() && s.OwnPassed():
+			// It failed on another requirement once its own had passed.
+			v.Passed++
 		case s.Failed():
 			// It failed on another requirement before it could judge this one.
 			if notJudged == "" {

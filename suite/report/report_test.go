@@ -108,6 +108,12 @@ func TestVerdicts(t *testing.T) {
 			exit:  ExitNotConformant,
 		},
 		{
+			name:  "a spec that failed on another requirement after its own passed counts as their pass",
+			specs: []types.SpecReport{it("too large", types.SpecStateFailed, "EA-ERR-1 (checking EA-LIM-3, which passed): got an empty detail", "EA-LIM-3", "should")},
+			want:  map[string]string{"EA-ECHO-1": NotRun, "EA-ADD-1": NotRun, "EA-ERR-1": NonStrict, "EA-LIM-3": Pass, "EA-LIM-4": NotRun},
+			exit:  ExitConformant,
+		},
+		{
 			name:  "failure counted against the IDs its message names",
 			specs: []types.SpecReport{it("echo late", types.SpecStateFailed, "EA-ADD-1 (checking EA-ECHO-1): got a reply after 1.5s, want within 1s", "EA-ECHO-1", "must"), it("timeout", types.SpecStateFailed, "EA-LIM-3 EA-ERR-1: got nothing", "EA-LIM-3", "should")},
 			want:  map[string]string{"EA-ECHO-1": NotJudged, "EA-ADD-1": Fail, "EA-ERR-1": NonStrict, "EA-LIM-3": NonStrict, "EA-LIM-4": NotRun},

@@ -211,6 +211,11 @@ func checkVerdicts(t *testing.T, tg target, res runResult) {
 		t.Errorf("failed requirements:\n  got  MUST %v, SHOULD/MAY %v\n  want MUST %v, SHOULD/MAY %v\n%s",
 			gotMust, gotShould, wantMust, wantShould, res.explain())
 	}
+	for _, req := range rep.Requirements {
+		if slices.Contains(tg.pass, req.ID) && req.Verdict != report.Pass {
+			t.Errorf("%s: %s (%s), want PASS", req.ID, req.Verdict, req.Reason)
+		}
+	}
 	if tg.limits { // a skip would pass the checks above: the limits must have been declared
 		for _, req := range rep.Requirements {
 			if slices.Contains(limitsIDs, req.ID) && !slices.Contains(tg.should, req.ID) && req.Verdict != report.Pass {

@@ -388,6 +388,9 @@ func bothOperands(msg []byte) bool {
 
 // queue encodes a reply to be written before the next read.
 func (c *conn) queue(reply *protocol.ServerMessage) {
+	if c.srv.Fault == NoDetail && reply.GetError() != nil {
+		reply.GetError().Detail = ""
+	}
 	body, err := proto.Marshal(reply)
 	if err != nil {
 		return

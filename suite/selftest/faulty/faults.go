@@ -32,6 +32,7 @@ const (
 	ExitOnMalformed Fault = "exit-on-malformed" // log.Fatal on a request it cannot decode
 	SmallBuffer     Fault = "small-buffer"      // a 512-byte request buffer: larger requests are too large
 	TwoMembers      Fault = "two-members"       // writes an empty echo_message before each add_response (a reply built by appending to a default)
+	NoDetail        Fault = "no-detail"         // Error replies carry the right code and no detail
 
 	// Framing and writing.
 	Merge         Fault = "merge"           // a message is what arrives until 10 ms of quiet: requests after the first are dropped
@@ -61,7 +62,7 @@ const (
 // Faults lists every fault.
 var Faults = []Fault{
 	Serial, Pool4, RefuseAfterFirst, ExitOnReset, BusyIdle,
-	AddReturnsA, Reflect, NulTruncate, WrongField, OmittedIsError, OverflowCrash, GarbageSuccess, ExitOnMalformed, SmallBuffer, TwoMembers,
+	AddReturnsA, Reflect, NulTruncate, WrongField, OmittedIsError, OverflowCrash, GarbageSuccess, ExitOnMalformed, SmallBuffer, TwoMembers, NoDetail,
 	Merge, TruncateLarge, SplitWrite, ExtraBytes, Reorder, Slow, CloseAfterOne, VarintOneByte, Len32Low16, Len32LE, RawLenPrefix, KeepAlive,
 	NoIdleTimeout, ConnLimitOffByOne,
 	IgnoreStop, StopNoDrain, StopKeepConns, StopExitOne,
