@@ -27,6 +27,10 @@ const (
 	// first (see lingerClose).
 	lingerTimeout = time.Second
 	lingerBytes   = 4 << 20
+
+	// drainReads bounds the reads that take, without waiting, what a
+	// client sent before Shutdown (lastRead).
+	drainReads = 64
 )
 
 // aLongTimeAgo is a read deadline in the past: it wakes a blocked Read.
@@ -51,10 +55,11 @@ type conn struct {
 	writeErr    error     // the first write error; no write is tried after it
 	requestFrom time.Time // when a partly received request was first seen waiting; zero between requests
 	deadline    time.Time // the read deadline last set
-	lastLook    bool      // the one read allowed after draining began was made
+	drainLeft   int       // reads left to lastRead; set when draining begins
 
-	mu       sync.Mutex // guards draining; held while the goroutine sets a read deadline
-	draining bool       // Shutdown: finish what is buffered, then close
+	mu        sync.Mutex // guards draining and lingering; held while the goroutine sets a read deadline
+	draining  bool       // Shutdown: finish what is buffered, then close
+	lingering bool       // lingerClose owns the read deadline
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -130,7 +135,7 @@ func (c *conn) finish(err error) string {
 		return "client closed inside a request"
 	case c.isDraining():
 		c.flush()
-		c.nc.Close()
+		c.lingerClose() // a close with input unread would reset the replies in flight
 		return "server shutting down"
 	case errors.Is(err, os.ErrDeadlineExceeded) && c.dec.Buffered() > 0:
 		c.log.Warn("request not received within the read timeout", slog.Duration("read_timeout", c.srv.ReadTimeout), slog.Int("buffered", c.dec.Buffered()))
@@ -274,15 +279,16 @@ func (c *conn) armDeadline() bool {
 	return true
 }
 
-// lastRead is the connection's one look at its socket after draining began:
-// it takes what the client sent before Shutdown without waiting for more,
-// so that requests already received by the host still get their replies
-// (EA-STOP-2). Later calls end the reading.
+// lastRead reads the connection's socket after draining began: it takes
+// what the client sent before Shutdown without waiting for more, so that
+// requests already received by the host still get their replies
+// (EA-STOP-2), up to drainReads reads. Reading ends at the first that
+// finds nothing.
 func (c *conn) lastRead(p []byte) (int, error) {
-	if c.lastLook {
+	if c.drainLeft == 0 {
 		return 0, errDraining
 	}
-	c.lastLook = true
+	c.drainLeft--
 	n, err := readNoWait(c.nc, p)
 	if n > 0 {
 		return n, nil
@@ -307,16 +313,19 @@ func (c *conn) drain() {
 	defer c.mu.Unlock()
 	if !c.draining {
 		c.draining = true
-		c.nc.SetReadDeadline(aLongTimeAgo)
+		c.drainLeft = drainReads
+		if !c.lingering {
+			c.nc.SetReadDeadline(aLongTimeAgo)
+		}
 	}
 }
 
-// lingerClose closes a connection the server gives up on after an Error
-// reply while the client may still be sending: closing a socket with unread
-// bytes makes the kernel send a reset, which can destroy the reply before the
-// client reads it. So it sends FIN first, then reads and drops what comes for
-// up to lingerTimeout or until the client closes, then closes. A draining
-// connection closes at once.
+// lingerClose closes a connection the server is done with while the client
+// may still be sending (after an Error reply, or at Shutdown): closing a
+// socket with unread bytes makes the kernel send a reset, which can destroy
+// the replies before the client reads them. So it sends FIN first, then
+// reads and drops what comes for up to lingerTimeout or until the client
+// closes, then closes. Close cuts the wait short.
 func (c *conn) lingerClose() {
 	defer c.nc.Close()
 	c.dec.Release() // no request is read any more: give its bytes back now
@@ -326,12 +335,8 @@ func (c *conn) lingerClose() {
 		return
 	}
 	c.mu.Lock()
-	draining := c.draining
-	if !draining {
-		c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
-	}
+	c.lingering = true
+	c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
 	c.mu.Unlock()
-	if !draining {
-		io.CopyN(io.Discard, c.nc, lingerBytes)
-	}
+	io.CopyN(io.Discard, c.nc, lingerBytes)
 }

@@ -118,6 +118,8 @@ type Conn struct {
 	// counted: served, against MaxConns; false for one refused at the limit.
 	counted bool
 	held    bool // a reply is being prepared elsewhere (Hold); input waits
+	// drainLeft: reads left to answer what was delivered before Shutdown.
+	drainLeft uint8
 	tcp     bool // a TCP socket (see loop.onEvent)
 	loop    *loop
 	// Timer list membership (see timerList).

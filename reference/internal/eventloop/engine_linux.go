@@ -416,7 +416,7 @@ const (
 	maxKeptOut       = 1 << 20 // a larger output buffer is dropped after use
 	smallIn          = 4 << 10 // a partial request fill moves, and an array releaseIn keeps, up to this size
 	maxSparesIn      = 64      // arrays releaseIn keeps per loop
-	drainReads       = 64      // reads per connection at Shutdown
+	drainReads       = 64      // reads per connection at Shutdown, in all
 	readEvents       = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLPRI
 	writeEvents      = unix.EPOLLOUT
 )
@@ -804,6 +804,7 @@ func (l *loop) onWake() bool {
 			l.draining = true
 			for _, c := range l.conns {
 				if c != nil {
+					c.drainLeft = drainReads
 					l.drain(c)
 				}
 			}
@@ -847,6 +848,7 @@ func (l *loop) install(c *Conn) {
 	case c.state == stateClosing: // refused: write the reply, then close
 		l.flush(c)
 	case l.draining:
+		c.drainLeft = drainReads
 		l.drain(c)
 	default:
 		l.retime(c, false)
@@ -1205,11 +1207,11 @@ func (l *loop) flush(c *Conn) {
 		l.beginClose(c)
 	case c.held:
 		l.interest(c, 0)
-	case l.draining: // still open: requests may be left in c.in
+	case l.draining: // still open: requests may be left in c.in, and in the socket
 		if len(c.in) > 0 {
 			l.process(c, c.in, true)
 		}
-		l.finishDrain(c)
+		l.drain(c)
 	default:
 		if l.interest(c, readEvents); c.state != stateOpen {
 			return
@@ -1257,11 +1259,6 @@ func (l *loop) beginClose(c *Conn) {
 		c.state = stateClosing
 		return
 	}
-	if l.draining {
-		c.why = cmp.Or(c.why, ErrShuttingDown)
-		l.close(c, nil)
-		return
-	}
 	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
 		l.close(c, nil)
 		return
@@ -1301,38 +1298,38 @@ func (l *loop) writeTimedOut(c *Conn) { l.close(c, ErrWriteTimeout) }
 
 func (l *loop) lingerTimedOut(c *Conn) { l.close(c, nil) }
 
-// drain answers what c has already delivered and closes it (Shutdown).
+// drain answers what c has already delivered and closes it (Shutdown):
+// it reads until the socket is empty, within c.drainLeft reads in all, and
+// answers; flush and resume come back here once replies are written. The
+// close is the lingering one (beginClose): closing a socket with input
+// unread would reset it, and the reset destroys the replies the client has
+// not read yet.
 func (l *loop) drain(c *Conn) {
 	switch {
-	case c.state == stateLingering:
-		l.close(c, nil)
-		return
-	case c.state == stateClosing || len(c.out) > 0 || c.held:
-		return // closed once written (flush) or resumed (resume)
+	case c.state != stateOpen || len(c.out) > 0 || c.held:
+		return // lingering already, closed once written (flush), or resumed (resume)
 	}
-	for range drainReads {
+	for c.drainLeft > 0 {
+		c.drainLeft--
 		in, inConn, _, err := l.fill(c)
-		if err == unix.EINTR {
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == io.EOF:
+			l.onEOF(c)
+			return
+		case err != nil: // EAGAIN: all delivered is read; or the socket failed
+		default:
+			l.process(c, in, inConn)
+			if c.state != stateOpen || len(c.out) > 0 || c.held {
+				return
+			}
 			continue
 		}
-		if err != nil {
-			break
-		}
-		l.process(c, in, inConn)
-		if c.state != stateOpen || len(c.out) > 0 || c.held {
-			break
-		}
+		break
 	}
-	l.finishDrain(c)
-}
-
-// finishDrain closes c unless replies wait to be written; flush comes back
-// here once they are.
-func (l *loop) finishDrain(c *Conn) {
-	if c.state == stateOpen && len(c.out) == 0 && !c.held {
-		c.why = cmp.Or(c.why, ErrShuttingDown)
-		l.close(c, nil)
-	}
+	c.why = cmp.Or(c.why, ErrShuttingDown)
+	l.beginClose(c)
 }
 
 // RemoteAddr returns the peer's address (getpeername(2)), or nil.
