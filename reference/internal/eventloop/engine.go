@@ -120,8 +120,8 @@ type Conn struct {
 	held    bool // a reply is being prepared elsewhere (Hold); input waits
 	// drainLeft: reads left to answer what was delivered before Shutdown.
 	drainLeft uint8
-	tcp     bool // a TCP socket (see loop.onEvent)
-	loop    *loop
+	tcp       bool // a TCP socket (see loop.onEvent)
+	loop      *loop
 	// Timer list membership (see timerList).
 	list       *timerList
 	since      time.Duration // when it entered list, on the loop's clock
