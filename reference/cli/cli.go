@@ -47,6 +47,10 @@ const MaxMessageSizeLimit = 1 << 30
 // remaining connections at once. Logs go to stderr; help and version to
 // stdout. It never calls os.Exit.
 func Main(args []string, stdout, stderr io.Writer) int {
+	// A log pipe whose reader has gone (2>&1 | head) makes writes fail with
+	// EPIPE rather than kill the server with SIGPIPE: a client can cause a
+	// log line.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := notifyStop(context.Background())
 	defer stop()
 	return run(ctx, args, stdout, stderr)
@@ -264,7 +268,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usageError(err)
 	}
 
-	log := newLogger(stderr, &o)
+	sink := newLogSink(stderr, logQueue, func(w io.Writer, dropped int64) {
+		newLogger(w, &o).Warn("log lines dropped: stderr was not read fast enough", slog.Int64("dropped", dropped))
+	})
+	defer sink.Close(time.Second)
+	log := newLogger(sink, &o)
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {

@@ -448,3 +448,68 @@ func TestLogDurations(t *testing.T) {
 		}
 	}
 }
+
+// TestLogPipeClosed: a server whose stderr pipe has lost its reader
+// (echoadd-server 2>&1 | head -1) keeps serving when a client makes it log,
+// and stops with status 0, rather than dying of SIGPIPE.
+func TestLogPipeClosed(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "--listen", "127.0.0.1:0", "--framing", "raw")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+				return // the reader goes: the pipe breaks at the next write
+			}
+		}
+		close(found)
+	}()
+	var addr string
+	select {
+	case addr = <-found:
+	case <-time.After(eventually):
+		t.Fatalf("no \"listening on\" line after %v", eventually)
+	}
+	stderr.Close()
+
+	bad, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	bad.Write([]byte{0x00}) // a raw framing error: logged as a warning
+	bad.SetReadDeadline(time.Now().Add(ioDeadline))
+	io.Copy(io.Discard, bad) // its Error reply, then the close
+
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("after a log line to a broken pipe: %v", err)
+	}
+	defer nc.Close()
+	roundTrip(t, nc, protocol.Raw)
+	nc.Close()
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v, want status 0", err)
+		}
+	case <-time.After(eventually):
+		t.Fatalf("still running %v after SIGTERM", eventually)
+	}
+}
