@@ -71,11 +71,14 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return c
 }
 
+// remote names the connection in a log line.
+func (c *conn) remote() []slog.Attr { return []slog.Attr{slog.String("remote", c.nc.RemoteAddr().String())} }
+
 // serve is the connection's goroutine.
 func (c *conn) serve() {
 	defer c.srv.connDone(c)
 	if c.rejected {
-		c.srv.refusals.refused(func() slog.Attr { return slog.String("remote", c.nc.RemoteAddr().String()) })
+		c.srv.refusals.refused(c.remote)
 		c.queue(protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, "")) // EA-LIM-5
 		c.flush()
 		c.lingerClose()
@@ -119,7 +122,7 @@ func (c *conn) finish(err error) string {
 	case c.writeErr != nil:
 		c.nc.Close()
 		if errors.Is(c.writeErr, os.ErrDeadlineExceeded) {
-			c.log.Warn("replies not taken within the write timeout: connection closed", slog.Duration("write_timeout", c.srv.WriteTimeout))
+			c.srv.faults.writeTimeout.refused(c.remote)
 			return "write timeout"
 		}
 		return "write failed: " + c.writeErr.Error()
@@ -138,7 +141,8 @@ func (c *conn) finish(err error) string {
 		c.lingerClose() // a close with input unread would reset the replies in flight
 		return "server shutting down"
 	case errors.Is(err, os.ErrDeadlineExceeded) && c.dec.Buffered() > 0:
-		c.log.Warn("request not received within the read timeout", slog.Duration("read_timeout", c.srv.ReadTimeout), slog.Int("buffered", c.dec.Buffered()))
+		buffered := c.dec.Buffered()
+		c.srv.faults.readTimeout.refused(func() []slog.Attr { return append(c.remote(), slog.Int("buffered", buffered)) })
 		c.queue(protocol.ErrorReply(protocol.Code_CODE_TIMEOUT, "")) // EA-LIM-3
 		c.flush()
 		c.lingerClose()
@@ -150,7 +154,7 @@ func (c *conn) finish(err error) string {
 	case errors.Is(err, protocol.ErrOverloaded):
 		// The server's buffers are full (MaxBuffered): this request cannot
 		// be received, so it is refused and the connection closed.
-		c.srv.bufferRefusals.refused(func() slog.Attr { return slog.String("remote", c.nc.RemoteAddr().String()) })
+		c.srv.bufferRefusals.refused(c.remote)
 		c.queue(protocol.ErrorReplyFor(err))
 		c.flush()
 		c.lingerClose()
@@ -158,7 +162,7 @@ func (c *conn) finish(err error) string {
 	case protocol.Fatal(err) && protocol.ErrorCode(err) != protocol.Code_CODE_UNSPECIFIED:
 		// Too large or unsplittable: the stream is out of sync (EA-MAL-5,
 		// EA-LIM-2).
-		c.log.Warn("closing connection after a stream error", slog.Any("err", err))
+		c.srv.faults.stream.refused(func() []slog.Attr { return append(c.remote(), slog.Any("err", err)) })
 		c.queue(protocol.ErrorReplyFor(err))
 		c.flush()
 		c.lingerClose()

@@ -12,14 +12,15 @@ import (
 const refusalLogWindow = 10 * time.Second
 
 // refusalLog logs the refusals at one of the server's limits (connections
-// at MaxConns, EA-LIM-5; requests at MaxBuffered) so that a flood of them
-// does not flood the log: the first refusal is logged at warn level at
-// once; those within refusalLogWindow after it only at debug level, each,
-// and counted; the first refusal after the window logs the count in one
-// warn line (its plural message, refused=N with itself, in_last= the time
-// since the previous warn line) and opens the next window. So there is at
-// most one warn line per window, and a count not yet logged waits for the
-// next refusal.
+// at MaxConns, EA-LIM-5; requests at MaxBuffered), or the connections
+// closed for one kind of client fault (a stream error, a read or write
+// timeout), so that a flood of them does not flood the log: the first is
+// logged at warn level at once; those within refusalLogWindow after it
+// only at debug level, each, and counted; the first after the window logs
+// the count in one warn line (its plural message, refused=N or closed=N
+// with itself, in_last= the time since the previous warn line) and opens
+// the next window. So there is at most one warn line per window, and a
+// count not yet logged waits for the next event.
 //
 // Refusals come from every goroutine that accepts or reads (epoll engine)
 // or serves a connection (goroutine engine). A refusal that writes no line
@@ -29,7 +30,8 @@ type refusalLog struct {
 	log   *slog.Logger
 	one   string               // the message for one refusal
 	many  string               // the message for a count of them
-	limit slog.Attr            // the limit refused at, in every line
+	count string               // the count's key: "refused", "closed"
+	limit slog.Attr            // the limit refused at, in every line (or none)
 	debug bool                 // log is enabled at debug level
 	clock func() time.Duration // monotonic
 
@@ -45,8 +47,34 @@ func newRefusalLog(log *slog.Logger, one, many string, limit slog.Attr, clock fu
 		start := time.Now()
 		clock = func() time.Duration { return time.Since(start) }
 	}
-	return &refusalLog{log: log, one: one, many: many, limit: limit, debug: log.Enabled(context.Background(), slog.LevelDebug), clock: clock}
+	return &refusalLog{log: log, one: one, many: many, count: "refused", limit: limit, debug: log.Enabled(context.Background(), slog.LevelDebug), clock: clock}
 }
+
+// newFaultLog is the log of connections closed for one kind of client
+// fault: a hostile client can cause one per connection.
+func newFaultLog(log *slog.Logger, one, many string, limit slog.Attr, clock func() time.Duration) *refusalLog {
+	r := newRefusalLog(log, one, many, limit, clock)
+	r.count = "closed"
+	return r
+}
+
+// clientFaults are the logs of the connections closed for a client's fault.
+type clientFaults struct {
+	stream, readTimeout, writeTimeout *refusalLog
+}
+
+func newClientFaults(s *Server) clientFaults {
+	return clientFaults{
+		stream: newFaultLog(s.logger(), "closing connection after a stream error",
+			"connections closed after stream errors", slog.Attr{}, s.clock),
+		readTimeout: newFaultLog(s.logger(), "request not received within the read timeout",
+			"connections closed: requests not received within the read timeout", slog.Duration("read_timeout", s.ReadTimeout), s.clock),
+		writeTimeout: newFaultLog(s.logger(), "replies not taken within the write timeout: connection closed",
+			"connections closed: replies not taken within the write timeout", slog.Duration("write_timeout", s.WriteTimeout), s.clock),
+	}
+}
+
+func (f clientFaults) logs() []*refusalLog { return []*refusalLog{f.stream, f.readTimeout, f.writeTimeout} }
 
 // newConnRefusalLog is the log of connections refused at maxConns.
 func newConnRefusalLog(log *slog.Logger, maxConns int, clock func() time.Duration) *refusalLog {
@@ -60,26 +88,26 @@ func newBufferRefusalLog(log *slog.Logger, maxBuffered int64, clock func() time.
 		"requests refused with the server's buffers full; connections closed", slog.Int64("max_buffered", maxBuffered), clock)
 }
 
-// refused logs, or counts, one refusal. remote, called only for a debug
-// line, names the connection.
-func (r *refusalLog) refused(remote func() slog.Attr) {
+// refused logs, or counts, one refusal. attrs, called only for a line of
+// its own, name the connection and say what happened.
+func (r *refusalLog) refused(attrs func() []slog.Attr) {
 	now := int64(r.clock())
 	end := r.next.Load()
 	if now < end || !r.next.CompareAndSwap(end, now+int64(refusalLogWindow)) {
 		// Within the window, or another refusal has just opened a new one.
 		r.counted.Add(1)
 		if r.debug {
-			r.log.LogAttrs(context.Background(), slog.LevelDebug, r.one, r.limit, remote())
+			r.log.LogAttrs(context.Background(), slog.LevelDebug, r.one, append([]slog.Attr{r.limit}, attrs()...)...)
 		}
 		return
 	}
 	n := r.counted.Swap(0)
 	if n == 0 {
-		r.log.LogAttrs(context.Background(), slog.LevelWarn, r.one, r.limit, remote())
+		r.log.LogAttrs(context.Background(), slog.LevelWarn, r.one, append([]slog.Attr{r.limit}, attrs()...)...)
 		return
 	}
 	r.log.LogAttrs(context.Background(), slog.LevelWarn, r.many,
-		slog.Int64("refused", n+1),
+		slog.Int64(r.count, n+1),
 		r.limit,
 		slog.Duration("in_last", time.Duration(now-(end-int64(refusalLogWindow))).Round(time.Millisecond)))
 }
@@ -97,7 +125,7 @@ func (r *refusalLog) flush() {
 	}
 	since := time.Duration(int64(r.clock()) - (r.next.Load() - int64(refusalLogWindow)))
 	r.log.LogAttrs(context.Background(), slog.LevelWarn, r.many,
-		slog.Int64("refused", n),
+		slog.Int64(r.count, n),
 		r.limit,
 		slog.Duration("in_last", since.Round(time.Millisecond)))
 }

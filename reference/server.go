@@ -126,11 +126,13 @@ type Server struct {
 	epoll      *eventloop.Engine         // the epoll engine, once started
 
 	// refusals logs the connections refused at MaxConns, bufferRefusals the
-	// requests refused at MaxBuffered, which budget counts against. Set
-	// under mu by the first Serve before it accepts, and read-only after,
-	// from the goroutines that accept and serve connections.
+	// requests refused at MaxBuffered, which budget counts against, faults
+	// the connections closed for a client's fault. Set under mu by the first
+	// Serve before it accepts, and read-only after, from the goroutines that
+	// accept and serve connections.
 	refusals       *refusalLog
 	bufferRefusals *refusalLog
+	faults         clientFaults
 	budget         *budget.Budget
 
 	held sync.WaitGroup // goroutines running handle for the epoll engine
@@ -306,6 +308,7 @@ func (s *Server) trackListener(l net.Listener) bool {
 	if s.refusals == nil {
 		s.refusals = newConnRefusalLog(s.logger(), s.MaxConns, s.clock)
 		s.bufferRefusals = newBufferRefusalLog(s.logger(), s.MaxBuffered, s.clock)
+		s.faults = newClientFaults(s)
 		s.budget = budget.New(s.MaxBuffered)
 	}
 	return true
@@ -393,7 +396,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	closeErr := s.closeErr
 	loops := s.epoll
-	refusals := []*refusalLog{s.refusals, s.bufferRefusals}
+	refusals := append([]*refusalLog{s.refusals, s.bufferRefusals}, s.faults.logs()...)
 	s.mu.Unlock()
 	for _, r := range refusals {
 		r.flush()
@@ -427,7 +430,7 @@ func (s *Server) Close() error {
 	}
 	closeErr := s.closeErr
 	loops := s.epoll
-	refusals := []*refusalLog{s.refusals, s.bufferRefusals}
+	refusals := append([]*refusalLog{s.refusals, s.bufferRefusals}, s.faults.logs()...)
 	s.mu.Unlock()
 	for _, r := range refusals {
 		r.flush()

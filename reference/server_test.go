@@ -1124,6 +1124,33 @@ func TestShutdownLosesNoReplyWritten(t *testing.T) {
 	<-wrote
 }
 
+// TestClientFaultsLogRateLimited: a client can cause a warning per
+// connection (here a raw framing error); a flood of them logs the first at
+// once and then a count, as refusals do, not a line each.
+func TestClientFaultsLogRateLimited(t *testing.T) {
+	const bad = 20
+	var logs lockedBuffer
+	s := &Server{Framing: protocol.Raw, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	addr := start(t, s)
+	for range bad {
+		c := dial(t, addr, protocol.Raw)
+		c.write([]byte{0x00}) // field number 0: a framing error
+		c.expectError(protocol.Code_CODE_FRAMING)
+		c.expectClosed()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil { // logs the count not yet logged
+		t.Fatal(err)
+	}
+	out := logs.String()
+	first := strings.Count(out, `level=WARN msg="closing connection after a stream error"`)
+	counted := strings.Count(out, fmt.Sprintf(`level=WARN msg="connections closed after stream errors" closed=%d`, bad-1))
+	if first != 1 || counted != 1 {
+		t.Errorf("%d bad connections: %d lines for one and %d with closed=%d, want 1 and 1; the log:\n%s", bad, first, counted, bad-1, out)
+	}
+}
+
 func TestShutdownGraceForcesClose(t *testing.T) {
 	s, started, release := holdingServer(t, protocol.Raw)
 	s.ShutdownGrace = shortTimeout
