@@ -141,7 +141,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.Var(&o.maxBuffered, "max-buffered", "most bytes all connections together hold for requests still arriving and replies not yet taken, e.g. 64MiB or 4GiB; a request that would need more gets Error CODE_OVERLOADED and is closed (0 = no limit); at least twice --max-message-size, which the default rises to")
 	fs.StringVar(&o.engine, "engine", "", "how connections are served: epoll (event loops, Linux only; the default there) or goroutine (one per connection; the default elsewhere)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 5*time.Second, "on SIGTERM, SIGINT or SIGHUP, how long requests in progress may take before the connections are closed by force (0 = no limit)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "least severe log records written: debug, info, warn or error")
+	fs.StringVar(&o.logLevel, "log-level", "info", "least severe log records written: debug, info, warn or error (the start-up and stop lines are written at every level)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log record format: text or json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help and exit")
@@ -216,11 +216,43 @@ func validate(o *options) error {
 }
 
 func newLogger(w io.Writer, o *options) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: logLevels[o.logLevel], ReplaceAttr: durationString}
+	level := logLevels[o.logLevel]
+	opts := &slog.HandlerOptions{Level: min(level, slog.LevelInfo), ReplaceAttr: durationString}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if o.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(lifecycleHandler{Handler: h, level: level})
+}
+
+// lifecycleHandler writes the records of level and above, and the
+// start-up and stop lines whatever the level: at --log-level warn the
+// "listening on" line is still the only place that reports the port that
+// --listen HOST:0 picked.
+type lifecycleHandler struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h lifecycleHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < h.level && !lifecycleLine(r.Message) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h lifecycleHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return lifecycleHandler{Handler: h.Handler.WithAttrs(attrs), level: h.level}
+}
+
+func (h lifecycleHandler) WithGroup(name string) slog.Handler {
+	return lifecycleHandler{Handler: h.Handler.WithGroup(name), level: h.level}
+}
+
+// lifecycleLine reports whether msg is the server's start-up line
+// (reference.Server.Serve's) or one of run's stop lines.
+func lifecycleLine(msg string) bool {
+	return strings.HasPrefix(msg, "listening on ") || strings.HasPrefix(msg, "stopping: ") || msg == "stopped"
 }
 
 // durationString writes durations as the flags take them ("10s"), where

@@ -513,3 +513,20 @@ func TestLogPipeClosed(t *testing.T) {
 		t.Fatalf("still running %v after SIGTERM", eventually)
 	}
 }
+
+// TestLifecycleLinesAtEveryLevel: at --log-level warn or error the start-up
+// line still reports the address (the port --listen HOST:0 picked), and the
+// stop lines still say the server stopped.
+func TestLifecycleLinesAtEveryLevel(t *testing.T) {
+	for _, level := range []string{"warn", "error"} {
+		code, _, stderr := runArgs(t, "--listen", "127.0.0.1:0", "--log-level", level)
+		if code != 0 {
+			t.Fatalf("--log-level %s: exit %d; stderr:\n%s", level, code, stderr)
+		}
+		for _, want := range []string{"level=INFO msg=\"listening on 127.0.0.1:", "msg=\"stopping: answering the requests already received\"", "msg=stopped"} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("--log-level %s: stderr lacks %s:\n%s", level, want, stderr)
+			}
+		}
+	}
+}
