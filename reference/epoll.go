@@ -184,12 +184,7 @@ func (h *loopHandler) OnBuffersFull(c *eventloop.Conn, out []byte) []byte {
 
 func (h *loopHandler) OnOpen(c *eventloop.Conn) {
 	if h.debug {
-		// Kept for "connection closed": by then getpeername fails on a
-		// connection the client reset. Only at debug level, so that a
-		// connection costs no syscall or allocation for it otherwise.
-		a := h.remote(c)
-		c.Context = a.Value.String()
-		h.log.Debug("connection opened", a)
+		h.log.Debug("connection opened", h.remote(c))
 	}
 }
 
@@ -224,9 +219,6 @@ func (h *loopHandler) refused(c *eventloop.Conn) {
 // remote is the peer's address as a log attribute: the one OnOpen kept, or
 // else getpeername's, or "?".
 func (h *loopHandler) remote(c *eventloop.Conn) slog.Attr {
-	if s, ok := c.Context.(string); ok {
-		return slog.String("remote", s)
-	}
 	if a := c.RemoteAddr(); a != nil {
 		return slog.String("remote", a.String())
 	}

@@ -1124,6 +1124,30 @@ func TestShutdownLosesNoReplyWritten(t *testing.T) {
 	<-wrote
 }
 
+// TestRemoteOfAResetClient: the debug lines of a connection the client
+// reset at once still name it (getpeername fails by then).
+func TestRemoteOfAResetClient(t *testing.T) {
+	const clients = 20
+	var logs lockedBuffer
+	addr := start(t, &Server{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	for range clients {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write([]byte{0x0a, 0x05})   // part of a request
+		nc.(*net.TCPConn).SetLinger(0) // close sends a reset
+		nc.Close()
+	}
+	closed := func() int { return strings.Count(logs.String(), `msg="connection closed"`) }
+	waitFor(t, fmt.Sprintf("%d \"connection closed\" lines", clients), func() bool { return closed() >= clients })
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "msg=\"connection ") && !strings.Contains(line, "remote=127.0.0.1:") {
+			t.Errorf("a line that does not name the client: %s", line)
+		}
+	}
+}
+
 // TestClientFaultsLogRateLimited: a client can cause a warning per
 // connection (here a raw framing error); a flood of them logs the first at
 // once and then a count, as refusals do, not a line each.

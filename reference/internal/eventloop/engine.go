@@ -121,7 +121,10 @@ type Conn struct {
 	// drainLeft: reads left to answer what was delivered before Shutdown.
 	drainLeft uint8
 	tcp       bool // a TCP socket (see loop.onEvent)
-	loop      *loop
+	// peer is the client's address as accept reported it: getpeername
+	// fails once the client has reset.
+	peer net.Addr
+	loop *loop
 	// Timer list membership (see timerList).
 	list       *timerList
 	since      time.Duration // when it entered list, on the loop's clock

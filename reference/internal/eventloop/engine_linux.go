@@ -168,6 +168,7 @@ func (e *Engine) accept(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		peer := c.RemoteAddr()
 		fd, err := takeFD(c)
 		if err != nil {
 			if e.cfg.Fallback != nil {
@@ -178,17 +179,17 @@ func (e *Engine) accept(ln net.Listener) error {
 			}
 			continue
 		}
-		e.adopt(fd)
+		e.adopt(fd, peer)
 		if rc != nil {
 			// The rest of the backlog, if any; an error is left for Accept
 			// to report.
 			_ = rc.Control(func(lfd uintptr) {
 				for range 256 {
-					nfd, _, err := unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+					nfd, sa, err := unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 					if err != nil {
 						return
 					}
-					e.adopt(nfd)
+					e.adopt(nfd, netAddr(sa))
 				}
 			})
 		}
@@ -262,11 +263,13 @@ func (e *Engine) stopped() bool {
 }
 
 // adopt hands a new non-blocking socket to the least loaded loop.
-func (e *Engine) adopt(fd int) {
+// adopt serves fd, whose peer is peer (kept for RemoteAddr: once the client
+// has reset, getpeername fails).
+func (e *Engine) adopt(fd int, peer net.Addr) {
 	// Go sets TCP_NODELAY on the connections it accepts; so do we. On a
 	// Unix socket it fails, harmlessly.
 	// It succeeding is also how a TCP connection is told from others.
-	c := &Conn{fd: fd}
+	c := &Conn{fd: fd, peer: peer}
 	c.tcp = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) == nil
 	if limit := int64(e.cfg.MaxConns); limit > 0 && e.conns.Add(1) > limit {
 		e.conns.Add(-1)
@@ -1332,12 +1335,21 @@ func (l *loop) drain(c *Conn) {
 	l.beginClose(c)
 }
 
-// RemoteAddr returns the peer's address (getpeername(2)), or nil.
+// RemoteAddr returns the peer's address as accept reported it, or else
+// getpeername(2)'s, or nil.
 func (c *Conn) RemoteAddr() net.Addr {
+	if c.peer != nil {
+		return c.peer
+	}
 	sa, err := unix.Getpeername(c.fd)
 	if err != nil {
 		return nil
 	}
+	return netAddr(sa)
+}
+
+// netAddr converts a socket address to a net.Addr, or nil.
+func netAddr(sa unix.Sockaddr) net.Addr {
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
 		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
