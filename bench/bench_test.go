@@ -910,3 +910,38 @@ func TestEchoContentFor(t *testing.T) {
 		}
 	}
 }
+
+// An interrupt during the server's half of a --baseline case keeps the
+// server's partial figures, and does not run (and fail) the comparator's.
+func TestRunCasesInterruptedKeepsTheServersHalf(t *testing.T) {
+	server, cmp := inProcessComparator(t, protocol.Raw), inProcessComparator(t, protocol.Raw)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	load := Load{Framing: protocol.Raw, Conns: 2, Requests: MaxRequests, Mix: Mix{Echo: 1}}
+	done := make(chan struct{})
+	var rep Report
+	var err error
+	go func() {
+		defer close(done)
+		rep, err = RunCases(ctx, []Case{{Name: "echo", Load: load}}, ServerSpec{Addr: server}, &ServerSpec{Addr: cmp})
+	}()
+	time.Sleep(200 * time.Millisecond) // the interrupt comes while the server's half runs
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("RunCases did not stop after its context was cancelled")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled alone", err)
+	}
+	if len(rep.Rows) != 1 || rep.Rows[0].Target.Requests == 0 || rep.Rows[0].Comparator != nil {
+		t.Fatalf("rows = %+v, want one, with the server's partial figures and none for the comparator", rep.Rows)
+	}
+	var b strings.Builder
+	rep.Interrupted = true
+	rep.WriteText(&b)
+	if !strings.Contains(b.String(), "INTERRUPTED: partial results, 1 case(s)") || !strings.Contains(b.String(), "none for the comparator") {
+		t.Errorf("text report:\n%s", b.String())
+	}
+}

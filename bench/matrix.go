@@ -130,7 +130,7 @@ func ThisMachine() Machine {
 // end. A case whose framing a fixed-address server cannot speak is an error:
 // the caller builds the cases it can run.
 func RunCases(ctx context.Context, cases []Case, server ServerSpec, baseline *ServerSpec) (Report, error) {
-	rep := Report{Machine: ThisMachine(), Server: describe(server)}
+	rep := Report{Machine: ThisMachine(), Server: describe(server), Rows: []Row{}}
 	if baseline != nil {
 		rep.Comparator = describe(*baseline)
 	}
@@ -171,6 +171,13 @@ func RunCases(ctx context.Context, cases []Case, server ServerSpec, baseline *Se
 		var err error
 		if row.Target, err = Run(ctx, tgt.target, c.Load); err != nil {
 			return rep, fmt.Errorf("%s on %s: %w", c.Name, rep.Server, err)
+		}
+		if ctx.Err() != nil {
+			// Interrupted during the server's half: keep what it measured;
+			// the comparator's half is not run (a cancelled run would only
+			// report that it could not connect).
+			rep.Rows = append(rep.Rows, row)
+			return rep, ctx.Err()
 		}
 		if baseline != nil {
 			res, err := Run(ctx, base.target, c.Load)

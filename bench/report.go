@@ -44,8 +44,15 @@ func (r Report) WriteText(w io.Writer) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(ew, "note: %s\n", n)
 	}
-	if r.Interrupted {
-		fmt.Fprintf(ew, "INTERRUPTED: partial results, %d case(s); the last one's figures cover only the part it ran\n", len(r.Rows))
+	switch {
+	case r.Interrupted && len(r.Rows) == 0:
+		fmt.Fprintln(ew, "INTERRUPTED before any case was measured: no results")
+	case r.Interrupted:
+		fmt.Fprintf(ew, "INTERRUPTED: partial results, %d case(s); the last one's figures cover only the part it ran", len(r.Rows))
+		if last := r.Rows[len(r.Rows)-1]; r.Comparator != "" && last.Comparator == nil {
+			fmt.Fprint(ew, ", and it has none for the comparator")
+		}
+		fmt.Fprintln(ew)
 	}
 	return ew.err
 }
@@ -60,8 +67,11 @@ func writeSummary(w io.Writer, res Result) {
 	fmt.Fprintf(w, "requests    %d in %.2f s%s, %d errors (%d invalid replies, %d connection errors)\n",
 		res.Requests, res.Elapsed, warmup, res.Errors.Total(), res.Errors.Invalid, res.Errors.Connection)
 	fmt.Fprintf(w, "throughput  %.0f req/s\n", res.Throughput)
-	l := res.Latency
-	fmt.Fprintf(w, "latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", us(l.P50), us(l.P90), us(l.P99), us(l.P999), us(l.Max))
+	if l := res.Latency; res.Requests > 0 {
+		fmt.Fprintf(w, "latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", us(l.P50), us(l.P90), us(l.P99), us(l.P999), us(l.Max))
+	} else {
+		fmt.Fprintln(w, "latency     none measured: no valid reply")
+	}
 	switch c := res.ServerCPU; {
 	case c != nil:
 		fmt.Fprintf(w, "server CPU  %.2f s (%.0f%% of one core), %.2f µs per request\n", c.Seconds, c.UtilisationPc, c.PerRequestUs)
@@ -86,17 +96,17 @@ func writeTable(w io.Writer, rows []Row) {
 	for _, r := range rows {
 		baseline = baseline || r.Comparator != nil
 	}
-	head := "case\tframing\tconns\treq/s\tp50 µs\tp99 µs\tp99.9 µs\tmax µs\tcpu µs/req\tnew client µs\terrors\t"
+	head := "case\tframing\tconns\trequests\treq/s\tp50 µs\tp99 µs\tp99.9 µs\tmax µs\tcpu µs/req\tnew client µs\terrors\t"
 	if baseline {
 		head += "cmp req/s\tcmp p99 µs\tcmp cpu µs/req\tcmp new client µs\tcmp errors\t× req/s\t× cpu/req\t× p99\t"
 	}
 	fmt.Fprintln(tw, head)
 	for _, r := range rows {
 		t := r.Target
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%d\t", r.Name, t.Framing, t.Conns, t.Throughput,
-			t.Latency.P50, t.Latency.P99, t.Latency.P999, t.Latency.Max, cpuPerReq(t), newClientUs(t), t.Errors.Total())
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t", r.Name, t.Framing, t.Conns, t.Requests, t.Throughput,
+			latencyCell(t, t.Latency.P50), latencyCell(t, t.Latency.P99), latencyCell(t, t.Latency.P999), latencyCell(t, t.Latency.Max), cpuPerReq(t), newClientUs(t), t.Errors.Total())
 		if c := r.Comparator; c != nil {
-			fmt.Fprintf(tw, "%.0f\t%.1f\t%s\t%s\t%d\t%s\t%s\t%s\t", c.Throughput, c.Latency.P99, cpuPerReq(*c), newClientUs(*c), c.Errors.Total(),
+			fmt.Fprintf(tw, "%.0f\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t", c.Throughput, latencyCell(*c, c.Latency.P99), cpuPerReq(*c), newClientUs(*c), c.Errors.Total(),
 				times(r.Ratio.Throughput), times(r.Ratio.CPUPerRequest), times(r.Ratio.P99))
 		}
 		fmt.Fprintln(tw)
@@ -141,6 +151,14 @@ func times(r *float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", *r)
+}
+
+// latencyCell is a latency in the table, "-" when no reply was measured.
+func latencyCell(r Result, v float64) string {
+	if r.Requests == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", v)
 }
 
 func us(v float64) string {

@@ -152,7 +152,7 @@ func TestSilentServerReported(t *testing.T) {
 		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, exitFailed, stderr.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"no reply within the 500ms timeout (--timeout) on any of the 2 connections", "after a 0.5"} {
+	for _, want := range []string{"no reply within the 500ms timeout (--timeout) on any of the 2 connections", "after a 0.5", "latency     none measured: no valid reply"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("%q missing from:\n%s", want, out)
 		}
