@@ -503,7 +503,9 @@ func (r *Report) verdictFor(req Requirement) Verdict {
 // notRunReason says why a requirement had no spec in the run.
 func (r *Report) notRunReason(id string) string {
 	switch {
-	case !r.seen.ran:
+	case !r.seen.ran || (r.seen.stoppedEarly && len(r.seen.built) == 0):
+		// No spec reached (a BeforeSuite that could not start the server
+		// leaves none in Ginkgo's report): none can be said not to apply.
 		return "not run: the target could not be tested (see the harness errors)"
 	case !r.seen.built[id]:
 		return fmt.Sprintf("no spec for %s framing and these flags", r.Framing)

@@ -57,6 +57,7 @@ func TestVerdicts(t *testing.T) {
 		specs  []types.SpecReport
 		want   map[string]string
 		exit   int
+		reason string // in the first requirement's reason, if set
 	}{
 		{
 			name:  "all pass, rest not run",
@@ -138,15 +139,19 @@ func TestVerdicts(t *testing.T) {
 			exit:  ExitNotConformant,
 		},
 		{
-			name:  "failed BeforeSuite is a harness error",
-			specs: []types.SpecReport{{LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStateFailed, Failure: types.Failure{Message: "server never listened"}}},
-			want:  map[string]string{"EA-ECHO-1": NotRun, "EA-ADD-1": NotRun, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
-			exit:  ExitHarnessError,
+			name:   "failed BeforeSuite is a harness error",
+			specs:  []types.SpecReport{{LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStateFailed, Failure: types.Failure{Message: "server never listened"}}},
+			want:   map[string]string{"EA-ECHO-1": NotRun, "EA-ADD-1": NotRun, "EA-ERR-1": NotRun, "EA-LIM-3": NotRun, "EA-LIM-4": NotRun},
+			exit:   ExitHarnessError,
+			reason: "not run: the target could not be tested", // not "no spec for this framing": none was reached
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := build(tt.strict, tt.specs...)
+			if v := r.Requirements[0]; !strings.Contains(v.Reason, tt.reason) {
+				t.Errorf("%s: reason %q, want %q in it", v.ID, v.Reason, tt.reason)
+			}
 			if got := verdicts(r); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("verdicts = %v, want %v", got, tt.want)
 			}
