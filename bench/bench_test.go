@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/proto"
 	"io"
 	"maps"
 	"net"
@@ -943,5 +944,18 @@ func TestRunCasesInterruptedKeepsTheServersHalf(t *testing.T) {
 	rep.WriteText(&b)
 	if !strings.Contains(b.String(), "INTERRUPTED: partial results, 1 case(s)") || !strings.Contains(b.String(), "none for the comparator") {
 		t.Errorf("text report:\n%s", b.String())
+	}
+}
+
+// An Error reply's detail is shown as the server wrote it: protobuf's own
+// error texts hold a no-break space, which %q would write as \u00a0.
+func TestCheckReplyShowsTheDetailAsWritten(t *testing.T) {
+	body, err := proto.Marshal(protocol.ErrorReply(protocol.Code_CODE_FRAMING, "invalid field tag (proto:\u00a0invalid field number)"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := checkReply(body, expectation{content: []byte("x")})
+	if got == nil || strings.Contains(got.Error(), `\u00a0`) || !strings.Contains(got.Error(), "proto:\u00a0invalid") {
+		t.Errorf("checkReply: %v, want the detail with its no-break space as is", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -171,7 +172,7 @@ func checkReply(body []byte, want expectation) error {
 	var got string
 	switch {
 	case m.GetError() != nil:
-		got = fmt.Sprintf("error{code: %v, detail: %q}", m.GetError().GetCode(), m.GetError().GetDetail())
+		got = fmt.Sprintf("error{code: %v, detail: %s}", m.GetError().GetCode(), strconv.QuoteToGraphic(m.GetError().GetDetail()))
 	case m.GetAddResponse() != nil:
 		got = fmt.Sprintf("add_response{result: %d}", m.GetAddResponse().GetResult())
 	case m.GetEchoMessage() != nil:

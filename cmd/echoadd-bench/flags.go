@@ -71,8 +71,8 @@ Exit status:
   1    the server's replies had errors (invalid replies, connection errors, a new
        client not served); the report shows them
   2    the run could not be made: no server found, a server that did not start,
-       no connection, a file that could not be written
-  3    usage error
+       no connection, a report that could not be written at the end
+  3    usage error, including a --plot path that cannot be written
   130  interrupted by SIGINT (143: SIGTERM): the partial results are written, marked
        "INTERRUPTED" (JSON: "interrupted": true); a second signal stops at once,
        without results

@@ -120,6 +120,7 @@ func (r *runner) run() int {
 	}
 	fmt.Fprintln(r.stdout)
 	if err := rep.WriteTable(r.stdout, r.color); err != nil {
+		fmt.Fprintf(r.stderr, "echoadd-conform: writing the report to stdout: %v (the verdict was %s, exit %d)\n", err, rep.Verdict, rep.ExitCode)
 		return report.ExitHarnessError
 	}
 	return rep.ExitCode
