@@ -1,6 +1,7 @@
 package reference
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -202,7 +203,9 @@ func (s *Server) Serve(l net.Listener) error {
 		slog.Duration("read_timeout", s.ReadTimeout),
 		slog.Duration("write_timeout", s.WriteTimeout),
 		slog.Int("max_conns", s.MaxConns),
-		slog.Int64("max_buffered", s.MaxBuffered))
+		slog.Int64("max_buffered", s.MaxBuffered),
+		slog.String("engine", cmp.Or(s.Engine, DefaultEngine)),
+		slog.Duration("shutdown_grace", s.ShutdownGrace))
 
 	loops, err := s.loops()
 	if err != nil {

@@ -307,12 +307,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := newLogger(sink, &o)
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			host, _, _ := net.SplitHostPort(o.listen)
-			fmt.Fprintf(stderr, "%s: %s is already in use; pick another with --listen, or --listen %s for a free port\n", name, o.listen, net.JoinHostPort(host, "0"))
-		} else {
-			fmt.Fprintf(stderr, "%s: cannot listen on %s: %v\n", name, o.listen, err)
-		}
+		fmt.Fprintf(stderr, "%s: %s\n", name, listenAdvice(o.listen, err))
 		return exitServe
 	}
 	srv := &reference.Server{
@@ -357,6 +352,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return exitOK
+}
+
+// listenAdvice says why listening on addr failed with err, and what to do.
+func listenAdvice(addr string, err error) string {
+	host, _, _ := net.SplitHostPort(addr)
+	var dns *net.DNSError
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Sprintf("%s is already in use; pick another with --listen, or --listen %s for a free port", addr, net.JoinHostPort(host, "0"))
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Sprintf("cannot listen on %s: %v (ports below 1024 need privileges: pick a port from 1024 up)", addr, err)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return fmt.Sprintf("cannot listen on %s: %v (%s is not an address of this machine: use 127.0.0.1, ::1 or one that `ip addr` lists)", addr, err, host)
+	case errors.As(err, &dns):
+		return fmt.Sprintf("cannot listen on %s: %v (give an IP address, such as 127.0.0.1, or a name this machine resolves)", addr, err)
+	}
+	return fmt.Sprintf("cannot listen on %s: %v", addr, err)
 }
 
 // MessageSize is a --max-message-size value, shared with echoadd-conform:

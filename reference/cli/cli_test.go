@@ -530,3 +530,23 @@ func TestLifecycleLinesAtEveryLevel(t *testing.T) {
 		}
 	}
 }
+
+// TestListenAdvice: a failure to listen says what to do, beyond the port
+// in use (TestBusyPort).
+func TestListenAdvice(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"192.0.2.1:0", "is not an address of this machine"}, // TEST-NET-1: on no host
+		{"no-such-host.invalid:0", "give an IP address"},
+	} {
+		code, _, stderr := runArgs(t, "--listen", tc.addr)
+		if code != exitServe || !strings.Contains(stderr, tc.want) {
+			t.Errorf("--listen %s: exit %d, stderr %q; want %d and %q", tc.addr, code, stderr, exitServe, tc.want)
+		}
+	}
+	if os.Geteuid() != 0 { // root may bind a privileged port
+		code, _, stderr := runArgs(t, "--listen", "127.0.0.1:1")
+		if code != exitServe || !strings.Contains(stderr, "ports below 1024 need privileges") {
+			t.Errorf("--listen 127.0.0.1:1: exit %d, stderr %q", code, stderr)
+		}
+	}
+}
