@@ -17,15 +17,30 @@ cc -O2 -o "$work/echo" "$root/docs/crosscheck/echo.c"
 # one CONNS NAME COMMAND...: start the server (PORT replaced), warm up 0.5 s,
 # measure 3 s, append "req/s cpu-ticks" to $work/NAME-cCONNS.
 one() {
-	local conns=$1 name=$2 port pid out t0 t1
+	local conns=$1 name=$2 port pid out t0 t1 up try
 	shift 2
-	port=$((20000 + RANDOM % 20000))
-	"${@//PORT/$port}" >/dev/null 2>&1 &
-	pid=$!
-	for _ in $(seq 100); do
-		(echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-		sleep 0.05
+	for try in 1 2 3 4 5; do
+		# Below the ephemeral ports (32768 up) that every connection takes.
+		port=$((20000 + RANDOM % 12000))
+		"${@//PORT/$port}" >"$work/server.log" 2>&1 &
+		pid=$!
+		up=
+		for _ in $(seq 100); do
+			kill -0 $pid 2>/dev/null || break # exited: most likely the port was taken
+			if (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
+				sleep 0.2 # still alive then: it is ours that listens
+				kill -0 $pid 2>/dev/null && up=1
+				break
+			fi
+			sleep 0.05
+		done
+		[ -n "$up" ] && break
+		kill $pid 2>/dev/null || true
+		wait $pid 2>/dev/null || true
+		echo "run.sh: $name did not listen on port $port (try $try of 5); its output:" >&2
+		cat "$work/server.log" >&2
 	done
+	[ -n "$up" ] || { echo "run.sh: $name never listened; giving up" >&2; exit 1; }
 	"$work/client" "$port" "$conns" 0.5 >/dev/null
 	t0=$(awk '{print $14+$15}' /proc/$pid/stat)
 	out=$("$work/client" "$port" "$conns" 3)
