@@ -13,7 +13,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -957,5 +959,34 @@ func TestCheckReplyShowsTheDetailAsWritten(t *testing.T) {
 	got := checkReply(body, expectation{content: []byte("x")})
 	if got == nil || strings.Contains(got.Error(), `\u00a0`) || !strings.Contains(got.Error(), "proto:\u00a0invalid") {
 		t.Errorf("checkReply: %v, want the detail with its no-break space as is", got)
+	}
+}
+
+// When one line runs ten times faster than another (the pipelined rows),
+// the chart's axis is logarithmic, so that the slow lines do not lie flat
+// along the bottom.
+func TestWriteSVGLogScale(t *testing.T) {
+	rep := Report{Server: "s", Rows: []Row{
+		{Name: "echo16 c8", Target: Result{Conns: 8, Throughput: 10_000}},
+		{Name: "echo16 c64", Target: Result{Conns: 64, Throughput: 20_000}},
+		{Name: "pipelined c8", Target: Result{Conns: 8, Throughput: 1_500_000}},
+	}}
+	var buf bytes.Buffer
+	if err := rep.WriteSVG(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "(log scale)") {
+		t.Fatalf("no log scale:\n%s", buf.String())
+	}
+	var ys []float64 // the echo16 line's points, in order
+	re := regexp.MustCompile(`<polyline [^>]*points="([^"]*)"`)
+	m := re.FindStringSubmatch(buf.String())
+	for _, p := range strings.Fields(m[1]) {
+		_, y, _ := strings.Cut(p, ",")
+		v, _ := strconv.ParseFloat(y, 64)
+		ys = append(ys, v)
+	}
+	if len(ys) != 2 || ys[0]-ys[1] < 30 { // 2× apart: a linear axis to 2M puts them 3 px apart
+		t.Errorf("echo16's points at y %v, want them at least 30 px apart\n%s", ys, buf.String())
 	}
 }

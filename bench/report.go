@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -210,7 +211,7 @@ func (r Report) WriteSVG(w io.Writer) error {
 	var all []*series
 	byName := map[string]*series{}
 	connSet := map[int]bool{}
-	maxY := 0.0
+	maxY, minY := 0.0, math.Inf(1)
 	addPoint := func(name string, dashed bool, conns int, v float64) {
 		s := byName[name]
 		if s == nil {
@@ -221,6 +222,9 @@ func (r Report) WriteSVG(w io.Writer) error {
 		s.points[conns] = v
 		connSet[conns] = true
 		maxY = max(maxY, v)
+		if v > 0 {
+			minY = min(minY, v)
+		}
 	}
 	for _, row := range r.Rows {
 		workload := row.Name
@@ -240,7 +244,15 @@ func (r Report) WriteSVG(w io.Writer) error {
 	if maxY == 0 {
 		maxY = 1
 	}
-	maxY = niceCeil(maxY)
+	// Pipelined rows run at ten times the others' rate or more: on a
+	// linear axis every other line would lie flat along the bottom.
+	logScale := minY < maxY/10
+	var lo, hi float64 // log scale: the decades the axis spans
+	if logScale {
+		lo, hi = math.Floor(math.Log10(minY)), math.Ceil(math.Log10(maxY))
+	} else {
+		maxY = niceCeil(maxY)
+	}
 
 	const (
 		width, height          = 760, 420
@@ -253,15 +265,37 @@ func (r Report) WriteSVG(w io.Writer) error {
 		}
 		return left + float64(i)*plotW/float64(len(xs)-1)
 	}
-	yOf := func(v float64) float64 { return top + plotH - v/maxY*plotH }
+	yOf := func(v float64) float64 {
+		if logScale {
+			return top + plotH - (math.Log10(v)-lo)/(hi-lo)*plotH
+		}
+		return top + plotH - v/maxY*plotH
+	}
 	colors := []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"}
 
 	ew := &errWriter{w: w}
 	fmt.Fprintf(ew, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
 	fmt.Fprintf(ew, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(ew, `<text x="%d" y="20" font-size="14">Throughput (req/s) by connections: %s</text>`+"\n", left, xmlEscape(r.Server))
-	for i := 0; i <= 5; i++ {
-		v := maxY * float64(i) / 5
+	scale := ""
+	if logScale {
+		scale = " (log scale)"
+	}
+	fmt.Fprintf(ew, `<text x="%d" y="20" font-size="14">Throughput (req/s%s) by connections: %s</text>`+"\n", left, scale, xmlEscape(r.Server))
+	var ticks []float64
+	if logScale {
+		for d := lo; d <= hi; d++ {
+			for _, m := range []float64{1, 2, 5} {
+				if v := m * math.Pow(10, d); d < hi || m == 1 {
+					ticks = append(ticks, v)
+				}
+			}
+		}
+	} else {
+		for i := 0; i <= 5; i++ {
+			ticks = append(ticks, maxY*float64(i)/5)
+		}
+	}
+	for _, v := range ticks {
 		y := yOf(v)
 		fmt.Fprintf(ew, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", left, y, left+plotW, y)
 		fmt.Fprintf(ew, `<text x="%d" y="%.1f" text-anchor="end">%.0f</text>`+"\n", left-6, y+4, v)
@@ -284,7 +318,7 @@ func (r Report) WriteSVG(w io.Writer) error {
 		}
 		var pts []string
 		for i, c := range xs {
-			if v, ok := s.points[c]; ok {
+			if v, ok := s.points[c]; ok && (v > 0 || !logScale) {
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", xOf(i), yOf(v)))
 			}
 		}
