@@ -74,7 +74,9 @@ func newClientFaults(s *Server) clientFaults {
 	}
 }
 
-func (f clientFaults) logs() []*refusalLog { return []*refusalLog{f.stream, f.readTimeout, f.writeTimeout} }
+func (f clientFaults) logs() []*refusalLog {
+	return []*refusalLog{f.stream, f.readTimeout, f.writeTimeout}
+}
 
 // newConnRefusalLog is the log of connections refused at maxConns.
 func newConnRefusalLog(log *slog.Logger, maxConns int, clock func() time.Duration) *refusalLog {
