@@ -72,7 +72,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 }
 
 // remote names the connection in a log line.
-func (c *conn) remote() []slog.Attr { return []slog.Attr{slog.String("remote", c.nc.RemoteAddr().String())} }
+func (c *conn) remote() []slog.Attr {
+	return []slog.Attr{slog.String("remote", c.nc.RemoteAddr().String())}
+}
 
 // serve is the connection's goroutine.
 func (c *conn) serve() {
