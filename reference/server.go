@@ -215,6 +215,7 @@ func (s *Server) Serve(l net.Listener) error {
 		return s.serveLoops(l, loops)
 	}
 	var backoff time.Duration
+	outage := eventloop.AcceptOutage{Log: s.logger()}
 	for {
 		nc, err := l.Accept()
 		if err != nil {
@@ -225,13 +226,14 @@ func (s *Server) Serve(l net.Listener) error {
 				return err
 			}
 			backoff = min(max(2*backoff, minAcceptBackoff), maxAcceptBackoff)
-			s.logger().Warn("accept failed; retrying", slog.Any("err", err), slog.Duration("delay", backoff))
+			outage.Failed(err, backoff)
 			if !s.wait(backoff) {
 				return ErrServerClosed
 			}
 			continue
 		}
 		backoff = 0
+		outage.Accepted()
 		s.startConn(nc)
 	}
 }

@@ -1478,6 +1478,40 @@ func emfile() error {
 	return &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
 }
 
+// flakyListener fails its first Accept calls with EMFILE, then accepts.
+type flakyListener struct {
+	net.Listener
+	fails int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails > 0 {
+		l.fails--
+		return nil, emfile()
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptOutageEnds: once accepting works again after a run of
+// failures, one line says so, with how many failed.
+func TestAcceptOutageEnds(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	s := &Server{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(&flakyListener{Listener: inner, fails: 3}) }()
+	c := dial(t, inner.Addr().String(), protocol.Raw) // waits in the backlog meanwhile
+	c.roundTrip("after the outage")
+	waitFor(t, "the line saying accepting works again", func() bool {
+		return strings.Contains(logs.String(), `level=INFO msg="accepting again" failed_accepts=3`)
+	})
+	s.Close()
+	<-served
+}
+
 func TestAcceptBackoff(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	l := &fakeListener{errs: []error{emfile(), emfile(), emfile(), errFakeClosed}}
@@ -1486,9 +1520,10 @@ func TestAcceptBackoff(t *testing.T) {
 	if err := s.Serve(l); !errors.Is(err, errFakeClosed) {
 		t.Fatalf("Serve = %v, want %v", err, errFakeClosed)
 	}
-	// The same field on both engines.
-	if want := `level=WARN msg="accept failed; retrying" err="accept tcp: accept4: too many open files" delay=10ms`; !strings.Contains(logs.String(), want) {
-		t.Errorf("logs lack %s:\n%s", want, logs.String())
+	// The same line on both engines: one warning with advice, the retries
+	// at debug level.
+	if want := `level=WARN msg="accept failed: out of file descriptors; retrying until one is free, new clients wait meanwhile: raise the limit (ulimit -n) or set --max-conns below it" err="accept tcp: accept4: too many open files" delay=5ms`; !strings.Contains(logs.String(), want) || strings.Count(logs.String(), "level=WARN") != 1 {
+		t.Errorf("logs lack %s, or have more than one warning:\n%s", want, logs.String())
 	}
 	if len(l.calls) != 4 {
 		t.Fatalf("%d Accept calls, want 4", len(l.calls))

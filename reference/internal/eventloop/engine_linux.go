@@ -155,12 +155,13 @@ func rawListener(ln net.Listener) syscall.RawConn {
 func (e *Engine) accept(ln net.Listener) error {
 	rc := rawListener(ln)
 	var backoff time.Duration
+	outage := AcceptOutage{Log: e.log}
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			var errno syscall.Errno
 			if errors.As(err, &errno) && temporary(errno) {
-				if backoff = e.pause(backoff, err); e.stopped() {
+				if backoff = e.pause(backoff, err, &outage); e.stopped() {
 					return ErrClosed
 				}
 				continue
@@ -168,6 +169,7 @@ func (e *Engine) accept(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		outage.Accepted()
 		peer := c.RemoteAddr()
 		fd, err := takeFD(c)
 		if err != nil {
@@ -240,9 +242,9 @@ func temporary(err error) bool {
 
 // pause waits before the next accept after a temporary error, doubling from
 // 5 ms to 1 s, or until the engine stops.
-func (e *Engine) pause(d time.Duration, err error) time.Duration {
+func (e *Engine) pause(d time.Duration, err error, outage *AcceptOutage) time.Duration {
 	d = min(max(2*d, 5*time.Millisecond), time.Second)
-	e.log.Warn("accept failed; retrying", "err", err, "delay", d)
+	outage.Failed(err, d)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -262,9 +264,9 @@ func (e *Engine) stopped() bool {
 	}
 }
 
-// adopt hands a new non-blocking socket to the least loaded loop.
-// adopt serves fd, whose peer is peer (kept for RemoteAddr: once the client
-// has reset, getpeername fails).
+// adopt hands fd, a new non-blocking socket, to the least loaded loop; peer
+// is its client's address (kept for RemoteAddr: once the client has reset,
+// getpeername fails).
 func (e *Engine) adopt(fd int, peer net.Addr) {
 	// Go sets TCP_NODELAY on the connections it accepts; so do we. On a
 	// Unix socket it fails, harmlessly.
