@@ -336,14 +336,21 @@ func (c *Client) next(deadline time.Time) outcome {
 		if len(c.rbuf) > 0 {
 			whole := append([]byte(nil), c.rbuf...) // for a framing hint: from the reply's start
 			n, prefix, skipped, err := splitReply(c.opts.Framing, c.rbuf, c.replyMax)
-			if skipped > 0 {
+			switch {
+			case skipped > 0 && c.replies > 0:
 				// A raw client skips them (EA-FRAME-1), but a server writes
 				// nothing but replies (EA-CONN-1): the original client reads
-				// them as a reply that sets nothing.
+				// them as a reply that sets nothing. Only once a reply has
+				// shown that the server speaks raw framing: before, they may
+				// be another framing's prefix (a varint length of 80 reads
+				// as field 10), which the framing hint names.
 				o := outcome{bad: fmt.Sprintf("%d bytes of fields that are no reply (% x), which a raw client skips; a server writes nothing but replies", skipped, c.rbuf[:min(skipped, maxHexBytes)]), badIDs: []string{"EA-CONN-1"}, hint: whole}
 				c.tr.note("%s", o.bad)
 				c.consume(skipped)
 				return o
+			case skipped > 0:
+				c.tr.note("skipped %d bytes of fields that are not replies: % x", skipped, c.rbuf[:min(skipped, maxHexBytes)])
+				c.consume(skipped)
 			}
 			if err == nil {
 				o := c.decode(n, prefix)

@@ -468,8 +468,11 @@ func TestClientChecks(t *testing.T) {
 
 	t.Run("raw bytes that are no reply are EA-CONN-1, though a raw client skips them", func(t *testing.T) {
 		c := dial(t, fakeServer(t, replyWith(func(r *protocol.ClientMessage) []byte {
-			return append([]byte{0x78, 0x00}, encode(protocol.EchoReply(r.GetEchoMessage().GetContent()))...) // field 15, then the reply
+			return append(encode(protocol.EchoReply(r.GetEchoMessage().GetContent())), 0x78, 0x00) // the reply, then field 15
 		})))
+		if err := c.Echo("before a keep-alive"); err != nil {
+			t.Fatal(err)
+		}
 		f := failureOf(t, c.Echo("after a keep-alive"))
 		if f.IDs[0] != "EA-CONN-1" || !strings.Contains(f.Got, "2 bytes of fields that are no reply (78 00)") {
 			t.Fatalf("got %v", f)
