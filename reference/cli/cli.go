@@ -305,7 +305,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 	defer sink.Close(time.Second)
 	log := newLogger(sink, &o)
-	ln, err := net.Listen("tcp", o.listen)
+	ln, err := net.Listen(listenNetwork(o.listen), o.listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", name, listenAdvice(o.listen, err))
 		return exitServe
@@ -352,6 +352,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return exitOK
+}
+
+// listenNetwork is "tcp4" for an IPv4 address and "tcp6" for an IPv6 one:
+// Go listens on "tcp" 0.0.0.0 with a dual-stack socket, [::], which takes
+// IPv6 clients too, where the operator asked for IPv4 only. A name stays
+// "tcp".
+func listenNetwork(addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	switch ip := net.ParseIP(host); {
+	case ip == nil:
+		return "tcp"
+	case ip.To4() != nil:
+		return "tcp4"
+	}
+	return "tcp6"
 }
 
 // listenAdvice says why listening on addr failed with err, and what to do.

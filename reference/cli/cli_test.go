@@ -550,3 +550,13 @@ func TestListenAdvice(t *testing.T) {
 		}
 	}
 }
+
+func TestListenNetwork(t *testing.T) {
+	for addr, want := range map[string]string{
+		"0.0.0.0:7878": "tcp4", "127.0.0.1:0": "tcp4", "[::]:0": "tcp6", "[::1]:7878": "tcp6", "localhost:0": "tcp",
+	} {
+		if got := listenNetwork(addr); got != want {
+			t.Errorf("listenNetwork(%q) = %q, want %q", addr, got, want)
+		}
+	}
+}
