@@ -50,6 +50,11 @@ func (s *Server) loops() (*eventloop.Engine, error) {
 	if s.epoll != nil {
 		return s.epoll, nil
 	}
+	if s.inShutdown {
+		// Shutdown or Close has begun and did not see an engine to stop:
+		// one started now would run for ever.
+		return nil, ErrServerClosed
+	}
 	overloaded, _ := s.Framing.AppendMessage(nil, protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, ""))
 	h := &loopHandler{s: s, framing: s.Framing, max: s.maxMessageSize(), handle: s.handle, log: s.logger()}
 	h.debug = h.log.Enabled(context.Background(), slog.LevelDebug)

@@ -1175,6 +1175,28 @@ func TestClientFaultsLogRateLimited(t *testing.T) {
 	}
 }
 
+// TestShutdownRacingServe: a Shutdown that comes while the first Serve is
+// starting stops whatever that Serve started (the epoll engine's loops
+// leaked when Serve started them after Shutdown had looked for them).
+func TestShutdownRacingServe(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for range 200 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &Server{Engine: testEngine}
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(l) }()
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Fatalf("Serve = %v, want ErrServerClosed", err)
+		}
+	}
+}
+
 func TestShutdownGraceForcesClose(t *testing.T) {
 	s, started, release := holdingServer(t, protocol.Raw)
 	s.ShutdownGrace = shortTimeout
