@@ -26,6 +26,7 @@ import (
 
 	"echoadd/bench/comparator"
 	"echoadd/protocol"
+	"echoadd/reference"
 )
 
 // When BENCH_TEST_LISTEN is set, the test binary is a comparator server:
@@ -989,4 +990,37 @@ func TestWriteSVGLogScale(t *testing.T) {
 	if len(ys) != 2 || ys[0]-ys[1] < 30 { // 2× apart: a linear axis to 2M puts them 3 px apart
 		t.Errorf("echo16's points at y %v, want them at least 30 px apart\n%s", ys, buf.String())
 	}
+}
+
+// A connection the server refuses at its limit (Error CODE_OVERLOADED,
+// then a close) is one connection error, not an invalid reply and a
+// connection error, and a hint says why.
+func TestRefusedConnectionsCountedOnce(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &reference.Server{MaxConns: 2}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Serve(l)
+	}()
+	t.Cleanup(func() {
+		s.Close()
+		<-done
+	})
+	forEachDriver(t, "", func(t *testing.T, d Driver) {
+		load := Load{Framing: protocol.Raw, Conns: 4, Duration: 300 * time.Millisecond, Mix: Mix{Echo: 1}, Timeout: time.Second, Driver: d}
+		res, err := Run(context.Background(), Target{Addr: l.Addr().String()}, load)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Errors.Connection != 3 || res.Errors.Invalid != 0 { // the new client halfway through is refused too
+			t.Errorf("errors %+v, want 3 connection errors (the 2 refused, and the new client) and no invalid reply", res.Errors)
+		}
+		if len(res.Hints) == 0 || !strings.Contains(res.Hints[0], "2 of 4 connections were refused with Error CODE_OVERLOADED") {
+			t.Errorf("hints %q, want one about the connection limit", res.Hints)
+		}
+	})
 }

@@ -259,6 +259,7 @@ type worker struct {
 	errs    *errorLog
 	replies uint64       // replies received, valid or not, in every phase
 	first   firstFailure // how the connection failed, if before any reply
+	refused bool         // the server refused it (Error CODE_OVERLOADED): its close is no error of its own
 }
 
 // firstFailure is how a connection failed before its first reply: the
@@ -479,8 +480,11 @@ func serverCPU(cpu, window time.Duration, done uint64) (*ServerCPU, string) {
 // harness's client, which says which framing the replies look like), or
 // that no reply came at all.
 func diagnose(ctx context.Context, workers []*worker, live, measuredConns int, addr string, load *Load) []string {
-	var silent, closed, undecodable, replied int
+	var silent, closed, undecodable, replied, refused int
 	for _, w := range workers {
+		if w.refused {
+			refused++
+		}
 		switch w.first {
 		case firstSilent:
 			silent++
@@ -494,6 +498,9 @@ func diagnose(ctx context.Context, workers []*worker, live, measuredConns int, a
 		}
 	}
 	var hints []string
+	if refused > 0 {
+		hints = append(hints, fmt.Sprintf("%d of %d connections were refused with Error CODE_OVERLOADED: the server's connection limit is below --conns (or its buffers are full); measure with fewer connections or raise the limit", refused, len(workers)))
+	}
 	switch {
 	case undecodable*2 > live:
 		what := fmt.Sprintf("%d of %d connections failed on their first reply, with bytes that are no %s reply", undecodable, live, load.Framing)
@@ -646,8 +653,16 @@ func (w *worker) check(j int, body []byte, t0 time.Time, measured bool) {
 	first := w.replies == 0
 	w.replies++
 	if err := checkReply(body, w.want[j]); err != nil {
-		if _, derr := protocol.DecodeReply(body); first && derr != nil && w.first == noFirstFailure {
+		m, derr := protocol.DecodeReply(body)
+		if first && derr != nil && w.first == noFirstFailure {
 			w.first = firstUndecodable
+		}
+		if derr == nil && m.GetError().GetCode() == protocol.Code_CODE_OVERLOADED {
+			// A refusal at the server's limit, not a wrong reply: one
+			// connection error, and the close that follows is its own.
+			w.refused = true
+			w.errs.add(false, "connection %d refused by the server at request %d: %v", w.id, w.seq-uint64(w.batch-j), err)
+			return
 		}
 		w.errs.add(true, "connection %d, request %d: %v", w.id, w.seq-uint64(w.batch-j), err)
 		return
@@ -660,12 +675,18 @@ func (w *worker) check(j int, body []byte, t0 time.Time, measured bool) {
 
 func (w *worker) writeFailed(batch int, err error) {
 	w.failed(err)
+	if w.refused {
+		return // the refusal's close, counted with it
+	}
 	w.errs.add(false, "connection %d: writing request %d: %v", w.id, w.seq-uint64(batch), err)
 }
 
 // readFailed counts a failure to read the first of the last left replies.
 func (w *worker) readFailed(left int, err error) {
 	w.failed(err)
+	if w.refused {
+		return // the refusal's close, counted with it
+	}
 	if errors.Is(err, io.EOF) {
 		err = fmt.Errorf("server closed the connection (EOF)")
 	}
