@@ -111,11 +111,20 @@ func serve(t *testing.T, handler func(net.Conn)) string {
 // inProcessComparator serves the real comparator until the test ends.
 func inProcessComparator(t *testing.T, f protocol.Framing) string {
 	t.Helper()
+	return serveInProcess(t, &comparator.Server{Framing: f})
+}
+
+// serveInProcess serves s on a free loopback port until the test ends, and
+// returns its address.
+func serveInProcess(t *testing.T, s interface {
+	Serve(net.Listener) error
+	Close() error
+}) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &comparator.Server{Framing: f}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -996,23 +1005,10 @@ func TestWriteSVGLogScale(t *testing.T) {
 // then a close) is one connection error, not an invalid reply and a
 // connection error, and a hint says why.
 func TestRefusedConnectionsCountedOnce(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &reference.Server{MaxConns: 2}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.Serve(l)
-	}()
-	t.Cleanup(func() {
-		s.Close()
-		<-done
-	})
+	addr := serveInProcess(t, &reference.Server{MaxConns: 2})
 	forEachDriver(t, "", func(t *testing.T, d Driver) {
 		load := Load{Framing: protocol.Raw, Conns: 4, Duration: 300 * time.Millisecond, Mix: Mix{Echo: 1}, Timeout: time.Second, Driver: d}
-		res, err := Run(context.Background(), Target{Addr: l.Addr().String()}, load)
+		res, err := Run(context.Background(), Target{Addr: addr}, load)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -366,8 +366,11 @@ func TestStopSignals(t *testing.T) {
 	}
 }
 
-func testStopSignal(t *testing.T, sig syscall.Signal, name string) {
-	cmd := exec.Command(os.Args[0], "--listen", "127.0.0.1:0", "--shutdown-grace", "5s")
+// startChild starts this test binary as the server with args; its stderr
+// is the returned pipe.
+func startChild(t *testing.T, args ...string) (*exec.Cmd, io.ReadCloser) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -376,6 +379,11 @@ func testStopSignal(t *testing.T, sig syscall.Signal, name string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	return cmd, stderr
+}
+
+func testStopSignal(t *testing.T, sig syscall.Signal, name string) {
+	cmd, stderr := startChild(t, "--listen", "127.0.0.1:0", "--shutdown-grace", "5s")
 	exited := make(chan error, 1)
 	var logs syncBuffer
 	found := make(chan string, 1)
@@ -453,15 +461,7 @@ func TestLogDurations(t *testing.T) {
 // (echoadd-server 2>&1 | head -1) keeps serving when a client makes it log,
 // and stops with status 0, rather than dying of SIGPIPE.
 func TestLogPipeClosed(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "--listen", "127.0.0.1:0", "--framing", "raw")
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stderr := startChild(t, "--listen", "127.0.0.1:0", "--framing", "raw")
 	defer cmd.Process.Kill()
 	found := make(chan string, 1)
 	go func() {
