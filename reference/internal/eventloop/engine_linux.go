@@ -1213,6 +1213,11 @@ func (l *loop) flush(c *Conn) {
 	case c.held:
 		l.interest(c, 0)
 	case l.draining: // still open: requests may be left in c.in, and in the socket
+		// Back to EPOLLIN: a lingering close waits for the client's FIN,
+		// and EPOLLOUT, level-triggered, would report ready at every round.
+		if l.interest(c, readEvents); c.state != stateOpen {
+			return
+		}
 		if len(c.in) > 0 {
 			l.process(c, c.in, true)
 		}
