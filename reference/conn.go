@@ -22,11 +22,11 @@ const (
 	// this, even if more requests are buffered.
 	flushThreshold = 64 << 10
 
-	// lingerTimeout and lingerBytes bound how long, and how much, a
-	// connection the server closes after an Error reply is read and dropped
-	// first (see lingerClose).
+	// lingerTimeout bounds how long a connection the server closes is read
+	// and dropped first (see lingerClose). Time alone, as on the epoll
+	// engine: a cap on bytes would close, and so reset, under a client that
+	// sends faster.
 	lingerTimeout = time.Second
-	lingerBytes   = 4 << 20
 
 	// drainReads bounds the reads that take, without waiting, what a
 	// client sent before Shutdown (lastRead).
@@ -344,5 +344,5 @@ func (c *conn) lingerClose() {
 	c.lingering = true
 	c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
 	c.mu.Unlock()
-	io.CopyN(io.Discard, c.nc, lingerBytes)
+	io.Copy(io.Discard, c.nc) //nolint:errcheck // ends at the client's FIN, the deadline, or Close
 }

@@ -1071,17 +1071,22 @@ func TestShutdownRequestInHostBuffers(t *testing.T) {
 	}
 }
 
-// TestShutdownLosesNoReplyWritten: a client pipelines 8 MB of requests and
+// TestShutdownLosesNoReplyWritten: a client pipelines 20 MB of requests and
 // is slow to read, so the server's writes stall and it stops reading; then
 // Shutdown. Every reply the server writes must reach the client whole,
 // then EOF: closing a socket with input unread resets it, and the reset
 // destroys the replies still in flight (the drain used to close so).
 func TestShutdownLosesNoReplyWritten(t *testing.T) {
-	const n, size = 8000, 1000
+	const n, size = 20000, 1000
 	s := &Server{Framing: protocol.Len32}
 	addr := start(t, s)
 	c := dial(t, addr, protocol.Len32)
 	if err := c.nc.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil { // the server's writes stall sooner
+		t.Fatal(err)
+	}
+	// Megabytes in flight when the server closes: its linger must read them
+	// all (a cap of 4 MiB closed under them, and so reset).
+	if err := c.nc.(*net.TCPConn).SetWriteBuffer(16 << 20); err != nil {
 		t.Fatal(err)
 	}
 	content := strings.Repeat("x", size)

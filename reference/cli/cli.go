@@ -350,6 +350,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := <-served; !errors.Is(err, reference.ErrServerClosed) {
 		log.Warn("serving ended with an error", slog.Any("err", err))
 	}
+	sink.Flush(time.Second) // room in the queue for the last line, unless stderr is not read
 	log.Info("stopped")
 	return exitOK
 }

@@ -69,14 +69,19 @@ func (s *logSink) run() {
 	}
 }
 
-// Close waits up to d for the queued lines to be written, then stops the
-// goroutine; lines written after it are dropped, and so are those still
-// queued when d runs out (a stderr that is not read).
-func (s *logSink) Close(d time.Duration) {
+// Flush waits up to d for the queued lines to be written.
+func (s *logSink) Flush(d time.Duration) {
 	deadline := time.Now().Add(d)
 	for s.pending.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Close waits up to d for the queued lines to be written, then stops the
+// goroutine; lines written after it are dropped, and so are those still
+// queued when d runs out (a stderr that is not read).
+func (s *logSink) Close(d time.Duration) {
+	s.Flush(d)
 	close(s.stop)
 	if s.pending.Load() == 0 {
 		<-s.done

@@ -65,3 +65,32 @@ func TestLogSinkNeverBlocks(t *testing.T) {
 		t.Errorf("%d lines written and %d counted as dropped, want %d in all, at most %d written (the queue, and one being written); got:\n%s", kept, dropped, lines, queue+1, out)
 	}
 }
+
+// slowWriter takes a while over each write, like a slow log reader.
+type slowWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(time.Millisecond)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+// Flush makes room for a line that must not be dropped (the server's
+// "stopped"), after a burst that filled the queue.
+func TestLogSinkFlushKeepsTheLastLine(t *testing.T) {
+	w := &slowWriter{}
+	s := newLogSink(w, 4, func(w io.Writer, dropped int64) { fmt.Fprintf(w, "dropped=%d\n", dropped) })
+	for i := range 100 {
+		fmt.Fprintf(s, "line %d\n", i)
+	}
+	s.Flush(eventually)
+	fmt.Fprintf(s, "stopped\n")
+	s.Close(eventually)
+	if out := w.buf.String(); !strings.HasSuffix(out, "stopped\n") {
+		t.Errorf("the last line was dropped:\n%s", out)
+	}
+}
