@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,6 +56,7 @@ type Client struct {
 	arrivals []arrival // when rbuf's bytes arrived
 	rerr     error     // sticky: how the connection ended (io.EOF, a reset)
 	replies  int       // replies returned so far
+	early    []byte    // raw fields skipped before the first reply (see next)
 	scratch  []byte
 
 	// Writing side: the client splits what it sends, so that each reply's
@@ -350,7 +352,20 @@ func (c *Client) next(deadline time.Time) outcome {
 				return o
 			case skipped > 0:
 				c.tr.note("skipped %d bytes of fields that are not replies: % x", skipped, c.rbuf[:min(skipped, maxHexBytes)])
+				c.early = append(c.early, c.rbuf[:skipped]...)
 				c.consume(skipped)
+			}
+			if err == nil && c.replies == 0 && len(c.early) > 0 {
+				// Fields before the first reply: a greeting (EA-CONN-1), unless
+				// the bytes from the start read as another framing's replies,
+				// which the framing hint then names.
+				early := c.early
+				c.early = nil
+				if _, other := otherFraming(append(slices.Clone(early), c.rbuf...), c.opts.Framing); !other {
+					o := outcome{bad: fmt.Sprintf("%d bytes before the first reply that are no reply (% x), which a raw client skips; a server writes nothing but replies, no greeting", len(early), early[:min(len(early), maxHexBytes)]), badIDs: []string{"EA-CONN-1"}, hint: whole}
+					c.tr.note("%s", o.bad)
+					return o
+				}
 			}
 			if err == nil {
 				o := c.decode(n, prefix)

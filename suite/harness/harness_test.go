@@ -482,6 +482,19 @@ func TestClientChecks(t *testing.T) {
 		}
 	})
 
+	t.Run("a raw greeting before the first reply is EA-CONN-1", func(t *testing.T) {
+		c := dial(t, fakeServer(t, func(conn net.Conn) {
+			conn.Write([]byte{0x78, 0x00}) // field 15, on accept
+			replyWith(func(r *protocol.ClientMessage) []byte {
+				return encode(protocol.EchoReply(r.GetEchoMessage().GetContent()))
+			})(conn)
+		}))
+		f := failureOf(t, c.Echo("after a greeting"))
+		if f.IDs[0] != "EA-CONN-1" || !strings.Contains(f.Got, "2 bytes before the first reply that are no reply (78 00)") {
+			t.Fatalf("got %v", f)
+		}
+	})
+
 	t.Run("a field 3 that is not an Error is EA-ERR-2", func(t *testing.T) {
 		c := dial(t, fakeServer(t, func(conn net.Conn) {
 			conn.Write(append([]byte{0x1a, 0x02}, "no"...))

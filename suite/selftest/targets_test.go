@@ -185,6 +185,8 @@ var faultTargets = []target{
 		hint: "--framing len32"},
 	{fault: faulty.KeepAlive, framing: "raw",
 		must: []string{"EA-CONN-1"}},
+	{fault: faulty.Greeting, framing: "raw",
+		must: []string{"EA-CONN-1"}},
 	{fault: faulty.NoIdleTimeout, framing: "len32", limits: true,
 		should: []string{"EA-LIM-4"}},
 	{fault: faulty.ConnLimitOffByOne, framing: "len32", limits: true,

@@ -82,6 +82,9 @@ func (c *conn) serve() {
 	defer c.srv.done(c)
 	defer c.nc.Close()
 	buf := make([]byte, 64<<10)
+	if c.srv.Fault == Greeting {
+		c.nc.Write([]byte{0x78, 0x00}) //nolint:errcheck // the client may be gone
+	}
 	for {
 		if err := c.serveBuffered(); err != nil {
 			c.flush()

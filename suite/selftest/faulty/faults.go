@@ -47,6 +47,7 @@ const (
 	Len32LE       Fault = "len32-le"        // len32 framing: reads a length little-endian, unchecked and with no read timeout, so it waits for a frame of hundreds of MB and never replies
 	RawLenPrefix  Fault = "raw-len-prefix"  // raw framing, but each reply gets a 4-byte length in front
 	KeepAlive     Fault = "keep-alive"      // writes an unknown field (78 00) 300 ms after each batch of replies, with a write of its own
+	Greeting      Fault = "greeting"        // writes an unknown field (78 00) on accept, before any request
 
 	// Limits (with --idle-timeout and --max-conns set).
 	NoIdleTimeout     Fault = "no-idle-timeout"       // sets the idle deadline only before the first request (a "handshake timeout"): once served, a connection may idle forever
@@ -63,7 +64,7 @@ const (
 var Faults = []Fault{
 	Serial, Pool4, RefuseAfterFirst, ExitOnReset, BusyIdle,
 	AddReturnsA, Reflect, NulTruncate, WrongField, OmittedIsError, OverflowCrash, GarbageSuccess, ExitOnMalformed, SmallBuffer, TwoMembers, NoDetail,
-	Merge, TruncateLarge, SplitWrite, ExtraBytes, Reorder, Slow, CloseAfterOne, VarintOneByte, Len32Low16, Len32LE, RawLenPrefix, KeepAlive,
+	Merge, TruncateLarge, SplitWrite, ExtraBytes, Reorder, Slow, CloseAfterOne, VarintOneByte, Len32Low16, Len32LE, RawLenPrefix, KeepAlive, Greeting,
 	NoIdleTimeout, ConnLimitOffByOne,
 	IgnoreStop, StopNoDrain, StopKeepConns, StopExitOne,
 }
