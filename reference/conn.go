@@ -56,6 +56,7 @@ type conn struct {
 	requestFrom time.Time // when a partly received request was first seen waiting; zero between requests
 	deadline    time.Time // the read deadline last set
 	drainLeft   int       // reads left to lastRead; set when draining begins
+	idleAtDrain bool      // draining found it waiting for a request, with nothing pending, and nothing came
 
 	mu        sync.Mutex // guards draining and lingering; held while the goroutine sets a read deadline
 	draining  bool       // Shutdown: finish what is buffered, then close
@@ -138,6 +139,11 @@ func (c *conn) finish(err error) string {
 		c.flush()
 		c.nc.Close()
 		return "client closed inside a request"
+	case c.isDraining() && c.idleAtDrain && len(c.out) == 0:
+		// Nothing was pending and nothing came: no reply is in flight for
+		// a reset to destroy, and an idle client must not hold up the stop.
+		c.nc.Close()
+		return "server shutting down"
 	case c.isDraining():
 		c.flush()
 		c.lingerClose() // a close with input unread would reset the replies in flight
@@ -251,6 +257,9 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	n, err := c.nc.Read(p)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && c.isDraining() {
+		// Woken from waiting by Shutdown: idle, unless a request was
+		// partly received, or lastRead finds one.
+		c.idleAtDrain = n == 0 && c.dec.Buffered() == 0
 		return c.lastRead(p)
 	}
 	return n, err
@@ -297,6 +306,7 @@ func (c *conn) lastRead(p []byte) (int, error) {
 	c.drainLeft--
 	n, err := readNoWait(c.nc, p)
 	if n > 0 {
+		c.idleAtDrain = false
 		return n, nil
 	}
 	if err == nil {

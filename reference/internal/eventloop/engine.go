@@ -120,6 +120,8 @@ type Conn struct {
 	held    bool // a reply is being prepared elsewhere (Hold); input waits
 	// drainLeft: reads left to answer what was delivered before Shutdown.
 	drainLeft uint8
+	// drainBusy: something was pending on it when Shutdown began.
+	drainBusy bool
 	tcp       bool // a TCP socket (see loop.onEvent)
 	// peer is the client's address as accept reported it: getpeername
 	// fails once the client has reset.

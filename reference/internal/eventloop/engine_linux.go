@@ -809,8 +809,7 @@ func (l *loop) onWake() bool {
 			l.draining = true
 			for _, c := range l.conns {
 				if c != nil {
-					c.drainLeft = drainReads
-					l.drain(c)
+					l.startDrain(c)
 				}
 			}
 		}
@@ -853,8 +852,7 @@ func (l *loop) install(c *Conn) {
 	case c.state == stateClosing: // refused: write the reply, then close
 		l.flush(c)
 	case l.draining:
-		c.drainLeft = drainReads
-		l.drain(c)
+		l.startDrain(c)
 	default:
 		l.retime(c, false)
 		// A client usually sends its first request as soon as it is
@@ -1315,6 +1313,7 @@ func (l *loop) lingerTimedOut(c *Conn) { l.close(c, nil) }
 // unread would reset it, and the reset destroys the replies the client has
 // not read yet.
 func (l *loop) drain(c *Conn) {
+	idle := !c.drainBusy && c.drainLeft == drainReads
 	switch {
 	case c.state != stateOpen || len(c.out) > 0 || c.held:
 		return // lingering already, closed once written (flush), or resumed (resume)
@@ -1339,7 +1338,22 @@ func (l *loop) drain(c *Conn) {
 		break
 	}
 	c.why = cmp.Or(c.why, ErrShuttingDown)
+	if idle && c.drainLeft == drainReads-1 {
+		// Idle: nothing was pending, and its one read found nothing. No
+		// reply is in flight for a reset to destroy: close at once, so that
+		// idle clients do not hold up the stop for the linger.
+		l.close(c, nil)
+		return
+	}
 	l.beginClose(c)
+}
+
+// startDrain begins c's drain at Shutdown (drain), noting whether
+// anything was pending on it.
+func (l *loop) startDrain(c *Conn) {
+	c.drainLeft = drainReads
+	c.drainBusy = len(c.in) > 0 || len(c.out) > 0 || c.held || c.state != stateOpen
+	l.drain(c)
 }
 
 // RemoteAddr returns the peer's address as accept reported it, or else
