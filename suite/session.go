@@ -282,6 +282,29 @@ func (s *session) expectDetail(c *harness.Client, r *harness.Reply) {
 	}
 }
 
+// failLast fails the spec on err, the failure of its last check, if any,
+// counted against ids when err names none: the checks before it passed,
+// which the message says (harness.OwnPassed), unless one of them put off a
+// failure of its own (expectDetail).
+func (s *session) failLast(err error, ids []string) {
+	GinkgoHelper()
+	var f *harness.Failure
+	if !errors.As(err, &f) {
+		Expect(err).To(Conform())
+		return
+	}
+	if len(f.IDs) == 0 && len(f.Among) == 0 && len(ids) > 0 {
+		f.IDs = ids
+	}
+	note := harness.OwnPassed
+	s.mu.Lock()
+	if s.later != nil {
+		note = ""
+	}
+	s.mu.Unlock()
+	Fail(failureTextNoting(f, note))
+}
+
 // reportLater fails a spec that passed its own checks with the failure
 // expectDetail put off, noting that they passed (harness.OwnPassed).
 func (s *session) reportLater() {

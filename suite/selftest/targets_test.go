@@ -152,6 +152,11 @@ var faultTargets = []target{
 	{fault: faulty.NoDetail, framing: "raw",
 		should: []string{"EA-ERR-1"},
 		pass:   []string{"EA-MAL-3", "EA-MAL-5", "EA-LIM-2", "EA-ERR-2"}},
+	// A missing close after a fatal error fails the close's requirements
+	// only: the Error replies before it were right.
+	{fault: faulty.StayOpen, framing: "raw",
+		should: []string{"EA-MAL-5", "EA-LIM-2"},
+		pass:   []string{"EA-MAL-3", "EA-ERR-1"}},
 	{fault: faulty.TwoMembers, framing: "len32",
 		must: []string{"EA-MSG-1"}},
 	{fault: faulty.Merge, framing: "len32",

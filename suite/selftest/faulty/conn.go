@@ -88,7 +88,9 @@ func (c *conn) serve() {
 	for {
 		if err := c.serveBuffered(); err != nil {
 			c.flush()
-			if errors.Is(err, errLinger) {
+			if errors.Is(err, errLinger) && c.srv.Fault == StayOpen {
+				io.Copy(io.Discard, c.nc) //nolint:errcheck // until the client closes: no request is read any more
+			} else if errors.Is(err, errLinger) {
 				c.lingerClose()
 			}
 			return

@@ -33,6 +33,7 @@ const (
 	SmallBuffer     Fault = "small-buffer"      // a 512-byte request buffer: larger requests are too large
 	TwoMembers      Fault = "two-members"       // writes an empty echo_message before each add_response (a reply built by appending to a default)
 	NoDetail        Fault = "no-detail"         // Error replies carry the right code and no detail
+	StayOpen        Fault = "stay-open"         // after the Error for a framing error or a request too large, keeps the connection open (and reads nothing more)
 
 	// Framing and writing.
 	Merge         Fault = "merge"           // a message is what arrives until 10 ms of quiet: requests after the first are dropped
@@ -63,7 +64,7 @@ const (
 // Faults lists every fault.
 var Faults = []Fault{
 	Serial, Pool4, RefuseAfterFirst, ExitOnReset, BusyIdle,
-	AddReturnsA, Reflect, NulTruncate, WrongField, OmittedIsError, OverflowCrash, GarbageSuccess, ExitOnMalformed, SmallBuffer, TwoMembers, NoDetail,
+	AddReturnsA, Reflect, NulTruncate, WrongField, OmittedIsError, OverflowCrash, GarbageSuccess, ExitOnMalformed, SmallBuffer, TwoMembers, NoDetail, StayOpen,
 	Merge, TruncateLarge, SplitWrite, ExtraBytes, Reorder, Slow, CloseAfterOne, VarintOneByte, Len32Low16, Len32LE, RawLenPrefix, KeepAlive, Greeting,
 	NoIdleTimeout, ConnLimitOffByOne,
 	IgnoreStop, StopNoDrain, StopKeepConns, StopExitOne,
