@@ -221,7 +221,7 @@ func testErrorRepliesAndClosedConnections(t *testing.T, d Driver) {
 			if _, err := dec.Next(); err != nil {
 				return
 			}
-			if enc.Encode(protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, "busy")) != nil {
+			if enc.Encode(protocol.ErrorReply(protocol.Code_CODE_MALFORMED, "bad")) != nil {
 				return
 			}
 		}
@@ -230,7 +230,7 @@ func testErrorRepliesAndClosedConnections(t *testing.T, d Driver) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Errors.Invalid != 3 || !strings.Contains(res.Errors.Examples[0], "got error{code: CODE_OVERLOADED") {
+	if res.Errors.Invalid != 3 || !strings.Contains(res.Errors.Examples[0], "got error{code: CODE_MALFORMED") {
 		t.Fatalf("error replies: %+v", res.Errors)
 	}
 

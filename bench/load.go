@@ -657,9 +657,10 @@ func (w *worker) check(j int, body []byte, t0 time.Time, measured bool) {
 		if first && derr != nil && w.first == noFirstFailure {
 			w.first = firstUndecodable
 		}
-		if derr == nil && m.GetError().GetCode() == protocol.Code_CODE_OVERLOADED {
+		if derr == nil && m.GetError().GetCode() == protocol.Code_CODE_OVERLOADED && !w.refused {
 			// A refusal at the server's limit, not a wrong reply: one
-			// connection error, and the close that follows is its own.
+			// connection error, and the close that follows is its own
+			// (more such replies on it are wrong replies).
 			w.refused = true
 			w.errs.add(false, "connection %d refused by the server at request %d: %v", w.id, w.seq-uint64(w.batch-j), err)
 			return
