@@ -81,7 +81,7 @@ func (c *conn) remote() []slog.Attr {
 func (c *conn) serve() {
 	defer c.srv.connDone(c)
 	if c.rejected {
-		c.srv.refusals.refused(c.remote)
+		c.srv.refusals.add(c.remote)
 		c.queue(protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, "")) // EA-LIM-5
 		c.flush()
 		c.lingerClose()
@@ -125,7 +125,7 @@ func (c *conn) finish(err error) string {
 	case c.writeErr != nil:
 		c.nc.Close()
 		if errors.Is(c.writeErr, os.ErrDeadlineExceeded) {
-			c.srv.faults.writeTimeout.refused(c.remote)
+			c.srv.faults.writeTimeout.add(c.remote)
 			return "write timeout"
 		}
 		return "write failed: " + c.writeErr.Error()
@@ -150,7 +150,7 @@ func (c *conn) finish(err error) string {
 		return "server shutting down"
 	case errors.Is(err, os.ErrDeadlineExceeded) && c.dec.Buffered() > 0:
 		buffered := c.dec.Buffered()
-		c.srv.faults.readTimeout.refused(func() []slog.Attr { return append(c.remote(), slog.Int("buffered", buffered)) })
+		c.srv.faults.readTimeout.add(func() []slog.Attr { return append(c.remote(), slog.Int("buffered", buffered)) })
 		c.queue(protocol.ErrorReply(protocol.Code_CODE_TIMEOUT, "")) // EA-LIM-3
 		c.flush()
 		c.lingerClose()
@@ -162,7 +162,7 @@ func (c *conn) finish(err error) string {
 	case errors.Is(err, protocol.ErrOverloaded):
 		// The server's buffers are full (MaxBuffered): this request cannot
 		// be received, so it is refused and the connection closed.
-		c.srv.bufferRefusals.refused(c.remote)
+		c.srv.bufferRefusals.add(c.remote)
 		c.queue(protocol.ErrorReplyFor(err))
 		c.flush()
 		c.lingerClose()
@@ -170,7 +170,7 @@ func (c *conn) finish(err error) string {
 	case protocol.Fatal(err) && protocol.ErrorCode(err) != protocol.Code_CODE_UNSPECIFIED:
 		// Too large or unsplittable: the stream is out of sync (EA-MAL-5,
 		// EA-LIM-2).
-		c.srv.faults.stream.refused(func() []slog.Attr { return append(c.remote(), slog.Any("err", err)) })
+		c.srv.faults.stream.add(func() []slog.Attr { return append(c.remote(), slog.Any("err", err)) })
 		c.queue(protocol.ErrorReplyFor(err))
 		c.flush()
 		c.lingerClose()

@@ -131,7 +131,7 @@ func (h *loopHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, er
 				h.log.Warn("connection failed", slog.Any("err", err), h.remote(c))
 				return consumed, out, err
 			}
-			h.s.faults.stream.refused(func() []slog.Attr { return []slog.Attr{h.remote(c), slog.Any("err", err)} })
+			h.s.faults.stream.add(func() []slog.Attr { return []slog.Attr{h.remote(c), slog.Any("err", err)} })
 			return consumed, h.append(out, protocol.ErrorReplyFor(err)), err
 		}
 		if h.handle == nil {
@@ -175,7 +175,7 @@ func (h *loopHandler) append(out []byte, reply *protocol.ServerMessage) []byte {
 }
 
 func (h *loopHandler) OnReadTimeout(c *eventloop.Conn, out []byte) []byte {
-	h.s.faults.readTimeout.refused(func() []slog.Attr { return []slog.Attr{h.remote(c)} })
+	h.s.faults.readTimeout.add(func() []slog.Attr { return []slog.Attr{h.remote(c)} })
 	return h.append(out, protocol.ErrorReply(protocol.Code_CODE_TIMEOUT, "")) // EA-LIM-3
 }
 
@@ -183,7 +183,7 @@ func (h *loopHandler) OnReadTimeout(c *eventloop.Conn, out []byte) []byte {
 // the goroutine engine does when its Decoder reports
 // protocol.ErrOverloaded.
 func (h *loopHandler) OnBuffersFull(c *eventloop.Conn, out []byte) []byte {
-	h.s.bufferRefusals.refused(func() []slog.Attr { return []slog.Attr{h.remote(c)} })
+	h.s.bufferRefusals.add(func() []slog.Attr { return []slog.Attr{h.remote(c)} })
 	return h.append(out, protocol.ErrorReplyFor(protocol.ErrOverloaded))
 }
 
@@ -195,7 +195,7 @@ func (h *loopHandler) OnOpen(c *eventloop.Conn) {
 
 func (h *loopHandler) OnClose(c *eventloop.Conn, err error) {
 	if errors.Is(err, eventloop.ErrWriteTimeout) {
-		h.s.faults.writeTimeout.refused(func() []slog.Attr { return []slog.Attr{h.remote(c)} })
+		h.s.faults.writeTimeout.add(func() []slog.Attr { return []slog.Attr{h.remote(c)} })
 	}
 	if !h.debug {
 		return
@@ -216,9 +216,9 @@ func (h *loopHandler) OnClose(c *eventloop.Conn, err error) {
 }
 
 // refused logs, or counts, a connection refused at MaxConns (EA-LIM-5);
-// see refusalLog.
+// see rateLimitedLog.
 func (h *loopHandler) refused(c *eventloop.Conn) {
-	h.s.refusals.refused(func() []slog.Attr { return []slog.Attr{h.remote(c)} })
+	h.s.refusals.add(func() []slog.Attr { return []slog.Attr{h.remote(c)} })
 }
 
 // remote is the peer's address as a log attribute: the one OnOpen kept, or

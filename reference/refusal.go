@@ -7,15 +7,15 @@ import (
 	"time"
 )
 
-// refusalLogWindow is how long after a warn line about refusals the next
-// refusals are only counted (and logged one by one at debug level).
-const refusalLogWindow = 10 * time.Second
+// logWindow is how long after a warn line of a rateLimitedLog the next
+// events are only counted (and logged one by one at debug level).
+const logWindow = 10 * time.Second
 
-// refusalLog logs the refusals at one of the server's limits (connections
+// rateLimitedLog logs the refusals at one of the server's limits (connections
 // at MaxConns, EA-LIM-5; requests at MaxBuffered), or the connections
 // closed for one kind of client fault (a stream error, a read or write
 // timeout), so that a flood of them does not flood the log: the first is
-// logged at warn level at once; those within refusalLogWindow after it
+// logged at warn level at once; those within logWindow after it
 // only at debug level, each, and counted; the first after the window logs
 // the count in one warn line (its plural message, refused=N or closed=N
 // with itself, in_last= the time since the previous warn line) and opens
@@ -25,7 +25,7 @@ const refusalLogWindow = 10 * time.Second
 // Refusals come from every goroutine that accepts or reads (epoll engine)
 // or serves a connection (goroutine engine). A refusal that writes no line
 // takes no lock and allocates nothing: two atomic operations and the clock.
-type refusalLog struct {
+type rateLimitedLog struct {
 	// Immutable.
 	log   *slog.Logger
 	one   string               // the message for one refusal
@@ -42,17 +42,17 @@ type refusalLog struct {
 // newRefusalLog returns a refusal log that logs to log: one and many are
 // the messages for one refusal and for a count of them, limit the limit's
 // attribute. clock nil means the monotonic clock.
-func newRefusalLog(log *slog.Logger, one, many string, limit slog.Attr, clock func() time.Duration) *refusalLog {
+func newRefusalLog(log *slog.Logger, one, many string, limit slog.Attr, clock func() time.Duration) *rateLimitedLog {
 	if clock == nil {
 		start := time.Now()
 		clock = func() time.Duration { return time.Since(start) }
 	}
-	return &refusalLog{log: log, one: one, many: many, count: "refused", limit: limit, debug: log.Enabled(context.Background(), slog.LevelDebug), clock: clock}
+	return &rateLimitedLog{log: log, one: one, many: many, count: "refused", limit: limit, debug: log.Enabled(context.Background(), slog.LevelDebug), clock: clock}
 }
 
 // newFaultLog is the log of connections closed for one kind of client
 // fault: a hostile client can cause one per connection.
-func newFaultLog(log *slog.Logger, one, many string, limit slog.Attr, clock func() time.Duration) *refusalLog {
+func newFaultLog(log *slog.Logger, one, many string, limit slog.Attr, clock func() time.Duration) *rateLimitedLog {
 	r := newRefusalLog(log, one, many, limit, clock)
 	r.count = "closed"
 	return r
@@ -60,7 +60,7 @@ func newFaultLog(log *slog.Logger, one, many string, limit slog.Attr, clock func
 
 // clientFaults are the logs of the connections closed for a client's fault.
 type clientFaults struct {
-	stream, readTimeout, writeTimeout *refusalLog
+	stream, readTimeout, writeTimeout *rateLimitedLog
 }
 
 func newClientFaults(s *Server) clientFaults {
@@ -74,28 +74,28 @@ func newClientFaults(s *Server) clientFaults {
 	}
 }
 
-func (f clientFaults) logs() []*refusalLog {
-	return []*refusalLog{f.stream, f.readTimeout, f.writeTimeout}
+func (f clientFaults) logs() []*rateLimitedLog {
+	return []*rateLimitedLog{f.stream, f.readTimeout, f.writeTimeout}
 }
 
 // newConnRefusalLog is the log of connections refused at maxConns.
-func newConnRefusalLog(log *slog.Logger, maxConns int, clock func() time.Duration) *refusalLog {
+func newConnRefusalLog(log *slog.Logger, maxConns int, clock func() time.Duration) *rateLimitedLog {
 	return newRefusalLog(log, "connection refused: at the connection limit", "connections refused at the connection limit", slog.Int("max_conns", maxConns), clock)
 }
 
 // newBufferRefusalLog is the log of requests refused because the bytes
 // buffered over all connections reached maxBuffered.
-func newBufferRefusalLog(log *slog.Logger, maxBuffered int64, clock func() time.Duration) *refusalLog {
+func newBufferRefusalLog(log *slog.Logger, maxBuffered int64, clock func() time.Duration) *rateLimitedLog {
 	return newRefusalLog(log, "request refused: the server's buffers are full; connection closed",
 		"requests refused with the server's buffers full; connections closed", slog.Int64("max_buffered", maxBuffered), clock)
 }
 
-// refused logs, or counts, one refusal. attrs, called only for a line of
+// add logs, or counts, one refusal or fault. attrs, called only for a line of
 // its own, name the connection and say what happened.
-func (r *refusalLog) refused(attrs func() []slog.Attr) {
+func (r *rateLimitedLog) add(attrs func() []slog.Attr) {
 	now := int64(r.clock())
 	end := r.next.Load()
-	if now < end || !r.next.CompareAndSwap(end, now+int64(refusalLogWindow)) {
+	if now < end || !r.next.CompareAndSwap(end, now+int64(logWindow)) {
 		// Within the window, or another refusal has just opened a new one.
 		r.counted.Add(1)
 		if r.debug {
@@ -111,13 +111,13 @@ func (r *refusalLog) refused(attrs func() []slog.Attr) {
 	r.log.LogAttrs(context.Background(), slog.LevelWarn, r.many,
 		slog.Int64(r.count, n+1),
 		r.limit,
-		slog.Duration("in_last", time.Duration(now-(end-int64(refusalLogWindow))).Round(time.Millisecond)))
+		slog.Duration("in_last", time.Duration(now-(end-int64(logWindow))).Round(time.Millisecond)))
 }
 
 // flush logs the refusals counted since the last warn line, if any: at
 // Shutdown or Close, as a flood that has stopped brings no next refusal to
 // log them. r may be nil (no Serve yet).
-func (r *refusalLog) flush() {
+func (r *rateLimitedLog) flush() {
 	if r == nil {
 		return
 	}
@@ -125,7 +125,7 @@ func (r *refusalLog) flush() {
 	if n == 0 {
 		return
 	}
-	since := time.Duration(int64(r.clock()) - (r.next.Load() - int64(refusalLogWindow)))
+	since := time.Duration(int64(r.clock()) - (r.next.Load() - int64(logWindow)))
 	r.log.LogAttrs(context.Background(), slog.LevelWarn, r.many,
 		slog.Int64(r.count, n),
 		r.limit,

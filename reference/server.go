@@ -110,7 +110,7 @@ type Server struct {
 	// handle answers decoded requests; nil means Handle. Tests set it to
 	// hold a request in progress. Same ownership as the fields above.
 	handle func(*protocol.ClientMessage) *protocol.ServerMessage
-	// clock is the refusal log's clock (see refusalLog); nil means the
+	// clock is the refusal log's clock (see rateLimitedLog); nil means the
 	// monotonic clock. Tests set it to pass its window without waiting.
 	// Same ownership as the fields above.
 	clock func() time.Duration
@@ -131,8 +131,8 @@ type Server struct {
 	// the connections closed for a client's fault. Set under mu by the first
 	// Serve before it accepts, and read-only after, from the goroutines that
 	// accept and serve connections.
-	refusals       *refusalLog
-	bufferRefusals *refusalLog
+	refusals       *rateLimitedLog
+	bufferRefusals *rateLimitedLog
 	faults         clientFaults
 	budget         *budget.Budget
 
@@ -401,7 +401,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	closeErr := s.closeErr
 	loops := s.epoll
-	refusals := append([]*refusalLog{s.refusals, s.bufferRefusals}, s.faults.logs()...)
+	refusals := append([]*rateLimitedLog{s.refusals, s.bufferRefusals}, s.faults.logs()...)
 	s.mu.Unlock()
 	for _, r := range refusals {
 		r.flush()
@@ -435,7 +435,7 @@ func (s *Server) Close() error {
 	}
 	closeErr := s.closeErr
 	loops := s.epoll
-	refusals := append([]*refusalLog{s.refusals, s.bufferRefusals}, s.faults.logs()...)
+	refusals := append([]*rateLimitedLog{s.refusals, s.bufferRefusals}, s.faults.logs()...)
 	s.mu.Unlock()
 	for _, r := range refusals {
 		r.flush()

@@ -648,7 +648,7 @@ func TestMaxBufferedTwiceTheMaximum(t *testing.T) {
 
 // TestRefusalLogRateLimited: a flood of connections refused at MaxConns
 // (EA-LIM-5) does not flood the log: the first refusal is logged at warn
-// level at once, those in the next refusalLogWindow only at debug level,
+// level at once, those in the next logWindow only at debug level,
 // each, and counted in one warn line when a refusal comes after the window.
 func TestRefusalLogRateLimited(t *testing.T) {
 	var logs lockedBuffer
@@ -696,7 +696,7 @@ func TestRefusalLogRateLimited(t *testing.T) {
 
 	refuse(50)
 	check(1, 49, `level=WARN msg="connection refused: at the connection limit" max_conns=1`)
-	now.Add(int64(refusalLogWindow - time.Millisecond))
+	now.Add(int64(logWindow - time.Millisecond))
 	refuse(1)
 	check(1, 50, `level=DEBUG msg="connection refused: at the connection limit" max_conns=1 remote=`)
 	now.Add(int64(time.Millisecond))
