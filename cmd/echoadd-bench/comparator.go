@@ -46,6 +46,10 @@ func runComparator(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "echoadd-bench comparator: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
+	if _, _, err := net.SplitHostPort(listen); err != nil {
+		fmt.Fprintf(stderr, "echoadd-bench comparator: --listen %q: want HOST:PORT, e.g. 127.0.0.1:0 (%v)\n", listen, err)
+		return exitUsage
+	}
 	if maxSize < protocol.MinMaxMessageSize {
 		fmt.Fprintf(stderr, "echoadd-bench comparator: --max-message-size must be at least %d\n", protocol.MinMaxMessageSize)
 		return exitUsage

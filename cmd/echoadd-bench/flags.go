@@ -90,7 +90,8 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, fmt.Sprintf("measured time, at most %v; 0 with --requests: until the requests are done", bench.MaxDuration))
 	fs.IntVar(&o.requests, "requests", 0, fmt.Sprintf("requests per connection, at most %d; 0: no count (bounded by --duration); with --duration 0, the run still stops after %v", bench.MaxRequests, bench.MaxDuration))
 	fs.StringVar(&o.mixText, "mix", "1:0", "echo:add proportion of requests, e.g. 1:0, 3:1, 0:1")
-	fs.IntVar(&o.payload, "payload", 16, fmt.Sprintf("echo content size in bytes, 0..%d", bench.MaxPayload))
+	o.payload = 16
+	fs.Var((*cli.MessageSize)(&o.payload), "payload", fmt.Sprintf("echo content size in `BYTES` (as 1000, 64KiB or 1MiB), 0..%d", bench.MaxPayload))
 	fs.IntVar(&o.pipeline, "pipeline", 1, fmt.Sprintf("requests sent before reading the replies, 1..%d (len32 and varint only); latency is per request, from its batch's write to its reply", bench.MaxPipeline))
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, fmt.Sprintf("unmeasured load before measuring, 0..%v", bench.MaxWarmup))
 	fs.DurationVar(&o.timeout, "timeout", bench.DefaultTimeout, "bound of each round trip, up to 1m; a late reply is a connection error")

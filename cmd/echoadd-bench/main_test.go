@@ -63,7 +63,8 @@ func TestFlagValidation(t *testing.T) {
 		{"requests too many", []string{"--requests", "100000001"}, "--requests must be 0..100000000"},
 		{"bad mix", []string{"--mix", "3"}, "--mix: \"3\" is not ECHO:ADD"},
 		{"zero mix", []string{"--mix", "0:0"}, "--mix: \"0:0\" is not ECHO:ADD"},
-		{"payload negative", []string{"--payload", "-1"}, "--payload must be 0.."},
+		{"payload negative", []string{"--payload", "-1"}, `"--payload" flag: want a number of bytes`},
+		{"payload above the maximum", []string{"--payload", "2MiB"}, "--payload must be 0..1048512 bytes, not 2097152"},
 		{"pipeline in raw", []string{"--pipeline", "16"}, "--pipeline needs --framing len32 or varint"},
 		{"pipeline zero", []string{"--framing", "len32", "--pipeline", "0"}, "--pipeline must be 1..1024"},
 		{"bad framing", []string{"--framing", "xml"}, "unknown framing \"xml\""},
@@ -289,5 +290,23 @@ func TestComparatorStopsCleanly(t *testing.T) {
 		if n, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 			t.Fatalf("connection %d: got %d bytes, %v; want EOF", i, n, err)
 		}
+	}
+}
+
+// --payload takes sizes as the server's flags do.
+func TestPayloadSizes(t *testing.T) {
+	for arg, want := range map[string]int{"0": 0, "1000": 1000, "64KiB": 65536, "1000KiB": 1024000} {
+		o, err := parse([]string{"--target", "127.0.0.1:1", "--payload", arg}, io.Discard)
+		if err != nil || o.payload != want {
+			t.Errorf("--payload %s: %v, %v; want %d", arg, o, err, want)
+		}
+	}
+}
+
+// The comparator's bad --listen is a usage error, as every other bad flag.
+func TestComparatorBadListen(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"comparator", "--listen", "foo"}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "want HOST:PORT") {
+		t.Errorf("exit %d, stderr %q; want %d and what to give", code, stderr.String(), exitUsage)
 	}
 }
