@@ -131,7 +131,7 @@ func (h *loopHandler) OnData(c *eventloop.Conn, in, out []byte) (int, []byte, er
 				h.log.Warn("connection failed", slog.Any("err", err), h.remote(c))
 				return consumed, out, err
 			}
-			h.s.faults.stream.add(func() []slog.Attr { return []slog.Attr{h.remote(c), slog.Any("err", err)} })
+			h.s.faults.stream.add(func() []slog.Attr { return append(h.remoteAttrs(c)(), slog.Any("err", err)) })
 			return consumed, h.append(out, protocol.ErrorReplyFor(err)), err
 		}
 		if h.handle == nil {
@@ -175,7 +175,7 @@ func (h *loopHandler) append(out []byte, reply *protocol.ServerMessage) []byte {
 }
 
 func (h *loopHandler) OnReadTimeout(c *eventloop.Conn, out []byte) []byte {
-	h.s.faults.readTimeout.add(func() []slog.Attr { return []slog.Attr{h.remote(c)} })
+	h.s.faults.readTimeout.add(h.remoteAttrs(c))
 	return h.append(out, protocol.ErrorReply(protocol.Code_CODE_TIMEOUT, "")) // EA-LIM-3
 }
 
@@ -183,7 +183,7 @@ func (h *loopHandler) OnReadTimeout(c *eventloop.Conn, out []byte) []byte {
 // the goroutine engine does when its Decoder reports
 // protocol.ErrOverloaded.
 func (h *loopHandler) OnBuffersFull(c *eventloop.Conn, out []byte) []byte {
-	h.s.bufferRefusals.add(func() []slog.Attr { return []slog.Attr{h.remote(c)} })
+	h.s.bufferRefusals.add(h.remoteAttrs(c))
 	return h.append(out, protocol.ErrorReplyFor(protocol.ErrOverloaded))
 }
 
@@ -195,7 +195,7 @@ func (h *loopHandler) OnOpen(c *eventloop.Conn) {
 
 func (h *loopHandler) OnClose(c *eventloop.Conn, err error) {
 	if errors.Is(err, eventloop.ErrWriteTimeout) {
-		h.s.faults.writeTimeout.add(func() []slog.Attr { return []slog.Attr{h.remote(c)} })
+		h.s.faults.writeTimeout.add(h.remoteAttrs(c))
 	}
 	if !h.debug {
 		return
@@ -218,11 +218,16 @@ func (h *loopHandler) OnClose(c *eventloop.Conn, err error) {
 // refused logs, or counts, a connection refused at MaxConns (EA-LIM-5);
 // see rateLimitedLog.
 func (h *loopHandler) refused(c *eventloop.Conn) {
-	h.s.refusals.add(func() []slog.Attr { return []slog.Attr{h.remote(c)} })
+	h.s.refusals.add(h.remoteAttrs(c))
 }
 
-// remote is the peer's address as a log attribute: the one OnOpen kept, or
-// else getpeername's, or "?".
+// remoteAttrs names c in a line of a rateLimitedLog, when it writes one.
+func (h *loopHandler) remoteAttrs(c *eventloop.Conn) func() []slog.Attr {
+	return func() []slog.Attr { return []slog.Attr{h.remote(c)} }
+}
+
+// remote is the peer's address as a log attribute: the one accept
+// reported, or else getpeername's, or "?".
 func (h *loopHandler) remote(c *eventloop.Conn) slog.Attr {
 	if a := c.RemoteAddr(); a != nil {
 		return slog.String("remote", a.String())

@@ -319,6 +319,12 @@ func (s *Server) trackListener(l net.Listener) bool {
 	return true
 }
 
+// rateLimitedLogsLocked are every rateLimitedLog of the server (nil
+// before the first Serve), for Shutdown and Close to flush.
+func (s *Server) rateLimitedLogsLocked() []*rateLimitedLog {
+	return append([]*rateLimitedLog{s.refusals, s.bufferRefusals}, s.faults.logs()...)
+}
+
 func (s *Server) untrackListener(l net.Listener) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -401,10 +407,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	closeErr := s.closeErr
 	loops := s.epoll
-	refusals := append([]*rateLimitedLog{s.refusals, s.bufferRefusals}, s.faults.logs()...)
+	logs := s.rateLimitedLogsLocked()
 	s.mu.Unlock()
-	for _, r := range refusals {
-		r.flush()
+	for _, r := range logs {
+		r.flush() // a flood that has stopped brings no next event to log its count
 	}
 
 	if loops != nil {
@@ -435,10 +441,10 @@ func (s *Server) Close() error {
 	}
 	closeErr := s.closeErr
 	loops := s.epoll
-	refusals := append([]*rateLimitedLog{s.refusals, s.bufferRefusals}, s.faults.logs()...)
+	logs := s.rateLimitedLogsLocked()
 	s.mu.Unlock()
-	for _, r := range refusals {
-		r.flush()
+	for _, r := range logs {
+		r.flush() // a flood that has stopped brings no next event to log its count
 	}
 	if loops != nil {
 		loops.Close()

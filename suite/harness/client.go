@@ -340,14 +340,10 @@ func (c *Client) next(deadline time.Time) outcome {
 			n, prefix, skipped, err := splitReply(c.opts.Framing, c.rbuf, c.replyMax)
 			switch {
 			case skipped > 0 && c.replies > 0:
-				// A raw client skips them (EA-FRAME-1), but a server writes
-				// nothing but replies (EA-CONN-1): the original client reads
-				// them as a reply that sets nothing. Only once a reply has
-				// shown that the server speaks raw framing: before, they may
-				// be another framing's prefix (a varint length of 80 reads
-				// as field 10), which the framing hint names.
-				o := outcome{bad: fmt.Sprintf("%d bytes of fields that are no reply (% x), which a raw client skips; a server writes nothing but replies", skipped, c.rbuf[:min(skipped, maxHexBytes)]), badIDs: []string{"EA-CONN-1"}, hint: whole}
-				c.tr.note("%s", o.bad)
+				// Once a reply has shown that the server speaks raw framing;
+				// before, they may be another framing's prefix (a varint
+				// length of 80 reads as field 10), judged below.
+				o := c.stray(c.rbuf[:skipped], "bytes of fields", whole)
 				c.consume(skipped)
 				return o
 			case skipped > 0:
@@ -362,9 +358,7 @@ func (c *Client) next(deadline time.Time) outcome {
 				early := c.early
 				c.early = nil
 				if _, other := otherFraming(append(slices.Clone(early), c.rbuf...), c.opts.Framing); !other {
-					o := outcome{bad: fmt.Sprintf("%d bytes before the first reply that are no reply (% x), which a raw client skips; a server writes nothing but replies, no greeting", len(early), early[:min(len(early), maxHexBytes)]), badIDs: []string{"EA-CONN-1"}, hint: whole}
-					c.tr.note("%s", o.bad)
-					return o
+					return c.stray(early, "bytes before the first reply", whole)
 				}
 			}
 			if err == nil {
@@ -414,6 +408,16 @@ func (c *Client) next(deadline time.Time) outcome {
 			c.tr.note("connection ended: %v", err)
 		}
 	}
+}
+
+// stray is the outcome of b, raw fields that are no reply, described as
+// what ("bytes before the first reply"): a raw client skips them
+// (EA-FRAME-1), but a server writes nothing but replies (EA-CONN-1); the
+// original client reads them as a reply that sets nothing.
+func (c *Client) stray(b []byte, what string, hint []byte) outcome {
+	o := outcome{bad: fmt.Sprintf("%d %s that are no reply (% x), which a raw client skips; a server writes nothing but replies (no greeting, no keep-alive)", len(b), what, b[:min(len(b), maxHexBytes)]), badIDs: []string{"EA-CONN-1"}, hint: hint}
+	c.tr.note("%s", o.bad)
+	return o
 }
 
 // decode turns the first n buffered bytes into a reply. When they are the
