@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"echoadd/protocol"
 )
 
@@ -248,7 +250,7 @@ func (c *Client) ExpectSilence(w Window) error {
 // reply has arrived, without reading the rest.
 func (c *Client) AwaitReplyStart(w Window) error {
 	deadline := time.Now().Add(w.D)
-	for len(c.rbuf) == 0 {
+	for !c.replyStarted() {
 		if c.rerr != nil {
 			return c.fail(nil, "the connection closed", "the start of a reply")
 		}
@@ -264,7 +266,7 @@ func (c *Client) AwaitReplyStart(w Window) error {
 			c.rbuf = append(c.rbuf, c.scratch[:n]...)
 			c.arrivals = append(c.arrivals, arrival{end: len(c.rbuf), at: now})
 			c.tr.add(now, Received, c.scratch[:n], "")
-			return nil
+			continue
 		}
 		if err != nil {
 			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
@@ -274,6 +276,25 @@ func (c *Client) AwaitReplyStart(w Window) error {
 		}
 	}
 	return nil
+}
+
+// replyStarted reports whether a reply's first bytes are buffered: in raw
+// framing, fields other than a reply's (a greeting; the next read fails
+// EA-CONN-1 on them) are not, nor is a tag not yet whole. Bytes that are
+// no tag at all are left for the reply's reader to judge.
+func (c *Client) replyStarted() bool {
+	if len(c.rbuf) == 0 {
+		return false
+	}
+	if c.opts.Framing != protocol.Raw {
+		return true
+	}
+	_, _, skipped, _ := splitReply(c.opts.Framing, c.rbuf, c.replyMax)
+	num, _, n := protowire.ConsumeTag(c.rbuf[skipped:])
+	if n < 0 {
+		return !errors.Is(protowire.ParseError(n), io.ErrUnexpectedEOF)
+	}
+	return num >= 1 && num <= 3
 }
 
 // expectReply waits for the next reply to a request: until the latency

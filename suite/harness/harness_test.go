@@ -495,6 +495,27 @@ func TestClientChecks(t *testing.T) {
 		}
 	})
 
+	t.Run("a raw greeting is not the start of a reply", func(t *testing.T) {
+		c := dial(t, fakeServer(t, func(conn net.Conn) {
+			conn.Write([]byte{0x78, 0x00}) // field 15, on accept
+			req, err := protocol.NewDecoder(conn, protocol.Raw, 0).DecodeRequest()
+			if err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond) // the server under test answers late
+			conn.Write(encode(protocol.EchoReply(req.GetEchoMessage().GetContent())))
+		}))
+		if err := c.Send(protocol.EchoRequest("x")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AwaitReplyStart(Window{Name: "reply", D: 5 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.rbuf) <= 2 {
+			t.Fatalf("AwaitReplyStart returned with % x buffered, the greeting alone", c.rbuf)
+		}
+	})
+
 	t.Run("a field 3 that is not an Error is EA-ERR-2", func(t *testing.T) {
 		c := dial(t, fakeServer(t, func(conn net.Conn) {
 			conn.Write(append([]byte{0x1a, 0x02}, "no"...))
