@@ -190,7 +190,7 @@ func TestValidationCatchesWrongReplies(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.wantError == "" {
-				if res.Errors.Total() != 0 || res.Requests != 400 {
+				if res.Errors.Total() != 0 || res.Requests != 400 || res.Latency == nil || res.Latency.Max <= 0 {
 					t.Fatalf("correct server: %d requests, errors %+v", res.Requests, res.Errors)
 				}
 				return
@@ -232,6 +232,19 @@ func testErrorRepliesAndClosedConnections(t *testing.T, d Driver) {
 	}
 	if res.Errors.Invalid != 3 || !strings.Contains(res.Errors.Examples[0], "got error{code: CODE_MALFORMED") {
 		t.Fatalf("error replies: %+v", res.Errors)
+	}
+	// Invalid replies count as requests but have no latency: none is shown,
+	// and no ratio makes the server look fast.
+	if res.Latency != nil {
+		t.Errorf("latency %+v of invalid replies only, want none", *res.Latency)
+	}
+	if r := NewRatio(res, Result{Latency: &Latency{P50: 1, P90: 1, P99: 1, P999: 1, Max: 1}}); r.P99 != nil || r.Max != nil {
+		t.Errorf("latency ratios of a run without valid replies: p99 %v, max %v; want none", r.P99 != nil, r.Max != nil)
+	}
+	var summary strings.Builder
+	writeSummary(&summary, res)
+	if !strings.Contains(summary.String(), "latency     none measured") {
+		t.Errorf("summary of invalid replies only:\n%s\nwant latency none measured", summary.String())
 	}
 
 	closer := serve(t, func(c net.Conn) { c.Close() })

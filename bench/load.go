@@ -158,7 +158,7 @@ type Result struct {
 	Requests   uint64      `json:"requests"`           // replies received and checked
 	Errors     ErrorCounts `json:"errors"`
 	Throughput float64     `json:"throughput_rps"` // valid replies per second
-	Latency    Latency     `json:"latency_us"`
+	Latency    *Latency    `json:"latency_us"` // nil (null) when no reply was valid
 	ServerCPU  *ServerCPU  `json:"server_cpu,omitempty"`
 	// CPUNotMeasured says why ServerCPU is absent: the server is not a
 	// child of this process, or the window is shorter than MinCPUWindow.
@@ -443,9 +443,11 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 		res.Throughput = float64(done) / res.Elapsed
 	}
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-	res.Latency = Latency{
-		P50: us(hist.Quantile(0.50)), P90: us(hist.Quantile(0.90)), P99: us(hist.Quantile(0.99)),
-		P999: us(hist.Quantile(0.999)), Max: us(hist.Max()),
+	if done > 0 { // invalid replies count as requests, but have no latency
+		res.Latency = &Latency{
+			P50: us(hist.Quantile(0.50)), P90: us(hist.Quantile(0.90)), P99: us(hist.Quantile(0.99)),
+			P999: us(hist.Quantile(0.999)), Max: us(hist.Max()),
+		}
 	}
 	if target.Server != nil {
 		cpu1, err := target.Server.CPUTime()

@@ -73,13 +73,10 @@ func ratio(a, b float64) *float64 {
 
 // NewRatio compares t with c.
 func NewRatio(t, c Result) *Ratio {
-	r := &Ratio{
-		Throughput: ratio(t.Throughput, c.Throughput),
-		P50:        ratio(t.Latency.P50, c.Latency.P50),
-		P90:        ratio(t.Latency.P90, c.Latency.P90),
-		P99:        ratio(t.Latency.P99, c.Latency.P99),
-		P999:       ratio(t.Latency.P999, c.Latency.P999),
-		Max:        ratio(t.Latency.Max, c.Latency.Max),
+	r := &Ratio{Throughput: ratio(t.Throughput, c.Throughput)}
+	if tl, cl := t.Latency, c.Latency; tl != nil && cl != nil {
+		r.P50, r.P90, r.P99 = ratio(tl.P50, cl.P50), ratio(tl.P90, cl.P90), ratio(tl.P99, cl.P99)
+		r.P999, r.Max = ratio(tl.P999, cl.P999), ratio(tl.Max, cl.Max)
 	}
 	if t.ServerCPU != nil && c.ServerCPU != nil {
 		r.CPUPerRequest = ratio(t.ServerCPU.PerRequestUs, c.ServerCPU.PerRequestUs)

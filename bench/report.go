@@ -68,7 +68,7 @@ func writeSummary(w io.Writer, res Result) {
 	fmt.Fprintf(w, "requests    %d in %.2f s%s, %d errors (%d invalid replies, %d connection errors)\n",
 		res.Requests, res.Elapsed, warmup, res.Errors.Total(), res.Errors.Invalid, res.Errors.Connection)
 	fmt.Fprintf(w, "throughput  %.0f req/s\n", res.Throughput)
-	if l := res.Latency; res.Requests > 0 {
+	if l := res.Latency; l != nil {
 		fmt.Fprintf(w, "latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", us(l.P50), us(l.P90), us(l.P99), us(l.P999), us(l.Max))
 	} else {
 		fmt.Fprintln(w, "latency     none measured: no valid reply")
@@ -105,9 +105,9 @@ func writeTable(w io.Writer, rows []Row) {
 	for _, r := range rows {
 		t := r.Target
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t", r.Name, t.Framing, t.Conns, t.Requests, t.Throughput,
-			latencyCell(t, t.Latency.P50), latencyCell(t, t.Latency.P99), latencyCell(t, t.Latency.P999), latencyCell(t, t.Latency.Max), cpuPerReq(t), newClientUs(t), t.Errors.Total())
+			latencyCell(t, func(l *Latency) float64 { return l.P50 }), latencyCell(t, p99), latencyCell(t, func(l *Latency) float64 { return l.P999 }), latencyCell(t, func(l *Latency) float64 { return l.Max }), cpuPerReq(t), newClientUs(t), t.Errors.Total())
 		if c := r.Comparator; c != nil {
-			fmt.Fprintf(tw, "%.0f\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t", c.Throughput, latencyCell(*c, c.Latency.P99), cpuPerReq(*c), newClientUs(*c), c.Errors.Total(),
+			fmt.Fprintf(tw, "%.0f\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t", c.Throughput, latencyCell(*c, p99), cpuPerReq(*c), newClientUs(*c), c.Errors.Total(),
 				times(r.Ratio.Throughput), times(r.Ratio.CPUPerRequest), times(r.Ratio.P99))
 		}
 		fmt.Fprintln(tw)
@@ -155,12 +155,15 @@ func times(r *float64) string {
 }
 
 // latencyCell is a latency in the table, "-" when no reply was measured.
-func latencyCell(r Result, v float64) string {
-	if r.Requests == 0 {
+// latencyCell is one of r's latency figures, or "-" when no reply was valid.
+func latencyCell(r Result, figure func(*Latency) float64) string {
+	if r.Latency == nil {
 		return "-"
 	}
-	return fmt.Sprintf("%.1f", v)
+	return fmt.Sprintf("%.1f", figure(r.Latency))
 }
+
+func p99(l *Latency) float64 { return l.P99 }
 
 func us(v float64) string {
 	if v >= 10000 {
