@@ -158,7 +158,7 @@ type Result struct {
 	Requests   uint64      `json:"requests"`           // replies received and checked
 	Errors     ErrorCounts `json:"errors"`
 	Throughput float64     `json:"throughput_rps"` // valid replies per second
-	Latency    *Latency    `json:"latency_us"` // nil (null) when no reply was valid
+	Latency    *Latency    `json:"latency_us"`     // nil (null) when no reply was valid
 	ServerCPU  *ServerCPU  `json:"server_cpu,omitempty"`
 	// CPUNotMeasured says why ServerCPU is absent: the server is not a
 	// child of this process, or the window is shorter than MinCPUWindow.
