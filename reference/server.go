@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -390,7 +391,8 @@ func (s *Server) checkQuietLocked() {
 // (EA-STOP-3; an idle connection at once, a partly received request is
 // dropped), and waits until every Serve and connection goroutine has
 // returned. If ctx ends first, or ShutdownGrace passes, it closes what is
-// left as Close does and returns ctx.Err() (context.DeadlineExceeded for
+// left as Close does and returns a *ForcedCloseError that says how many
+// connections that closed and wraps ctx.Err() (context.DeadlineExceeded for
 // the grace). Otherwise it returns the error, if any, from closing the
 // listeners. Shutdown may be called more than once and concurrently with
 // Close.
@@ -415,8 +417,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 	if loops != nil {
 		if err := loops.Shutdown(ctx); err != nil {
-			s.Close()
-			return err
+			return s.closeByForce(err)
 		}
 		s.held.Wait() // their replies are written: they are returning
 	}
@@ -424,9 +425,35 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-quiet:
 		return closeErr
 	case <-ctx.Done():
-		s.Close()
-		return ctx.Err()
+		return s.closeByForce(ctx.Err())
 	}
+}
+
+// ForcedCloseError is Shutdown's error when its context ended before every
+// connection had closed: Conns connections, still open then, were closed
+// at once, with whatever they were owed. Err is the context's error.
+type ForcedCloseError struct {
+	Conns int
+	Err   error
+}
+
+func (e *ForcedCloseError) Error() string {
+	return fmt.Sprintf("closed %d connections by force: %v", e.Conns, e.Err)
+}
+
+func (e *ForcedCloseError) Unwrap() error { return e.Err }
+
+// closeByForce closes what a Shutdown that ran out of time (err) left open,
+// and says how much that was.
+func (s *Server) closeByForce(err error) error {
+	s.mu.Lock()
+	n := len(s.conns)
+	if s.epoll != nil {
+		n += s.epoll.Conns()
+	}
+	s.mu.Unlock()
+	s.Close()
+	return &ForcedCloseError{Conns: n, Err: err}
 }
 
 // Close stops the server at once: it closes the listeners and every

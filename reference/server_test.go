@@ -1216,8 +1216,9 @@ func TestShutdownGraceForcesClose(t *testing.T) {
 	go func() { shut <- s.Shutdown(context.Background()) }()
 	c.expectClosed() // closed by force, while the request is still held
 	release()
-	if err := <-shut; !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Shutdown = %v, want context.DeadlineExceeded", err)
+	err := <-shut
+	if forced := (*ForcedCloseError)(nil); !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &forced) || forced.Conns != 1 {
+		t.Errorf("Shutdown = %v, want context.DeadlineExceeded and 1 connection closed by force", err)
 	}
 }
 
@@ -1234,8 +1235,9 @@ func TestShutdownContextForcesClose(t *testing.T) {
 	cancel()
 	c.expectClosed()
 	release()
-	if err := <-shut; !errors.Is(err, context.Canceled) {
-		t.Errorf("Shutdown = %v, want context.Canceled", err)
+	err := <-shut
+	if forced := (*ForcedCloseError)(nil); !errors.Is(err, context.Canceled) || !errors.As(err, &forced) || forced.Conns != 1 {
+		t.Errorf("Shutdown = %v, want context.Canceled and 1 connection closed by force", err)
 	}
 }
 

@@ -339,11 +339,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log.Info("stopping: answering the requests already received", why, slog.Duration("shutdown_grace", o.shutdownGrace))
 	force, stopForce := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stopForce()
+	var forced *reference.ForcedCloseError
 	switch err := srv.Shutdown(force); {
-	case errors.Is(err, context.DeadlineExceeded):
-		log.Warn("closed the remaining connections by force: the shutdown grace period ran out", slog.Duration("shutdown_grace", o.shutdownGrace))
-	case errors.Is(err, context.Canceled):
-		log.Warn("closed the remaining connections by force: second signal")
+	case errors.As(err, &forced) && errors.Is(err, context.DeadlineExceeded):
+		log.Warn("closed the remaining connections by force, with any replies still owed on them: the shutdown grace period ran out (raise --shutdown-grace to wait longer)",
+			slog.Int("conns", forced.Conns), slog.Duration("shutdown_grace", o.shutdownGrace))
+	case errors.As(err, &forced):
+		log.Warn("closed the remaining connections by force, with any replies still owed on them: second signal", slog.Int("conns", forced.Conns))
 	case err != nil:
 		log.Warn("closing the listener failed", slog.Any("err", err))
 	}

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -382,15 +383,25 @@ func startChild(t *testing.T, args ...string) (*exec.Cmd, io.ReadCloser) {
 	return cmd, stderr
 }
 
-func testStopSignal(t *testing.T, sig syscall.Signal, name string) {
-	cmd, stderr := startChild(t, "--listen", "127.0.0.1:0", "--shutdown-grace", "5s")
-	exited := make(chan error, 1)
-	var logs syncBuffer
+// servingChild is this test binary started as the server, serving.
+type servingChild struct {
+	cmd    *exec.Cmd
+	addr   string
+	logs   *syncBuffer
+	exited chan error
+}
+
+// startServing starts the server with args and waits for its "listening
+// on" line; the child is killed at the end of the test unless waited for.
+func startServing(t *testing.T, args ...string) *servingChild {
+	t.Helper()
+	cmd, stderr := startChild(t, args...)
+	c := &servingChild{cmd: cmd, logs: &syncBuffer{}, exited: make(chan error, 1)}
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			logs.Write(append(sc.Bytes(), '\n'))
+			c.logs.Write(append(sc.Bytes(), '\n'))
 			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case found <- m[1]:
@@ -398,46 +409,93 @@ func testStopSignal(t *testing.T, sig syscall.Signal, name string) {
 				}
 			}
 		}
-		exited <- cmd.Wait() // after the pipe is drained, as Wait requires
+		c.exited <- cmd.Wait() // after the pipe is drained, as Wait requires
 	}()
-	waited := false
-	defer func() {
-		if !waited {
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
-			<-exited
+			<-c.exited
 		}
-	}()
-
-	var addr string
+	})
 	select {
-	case addr = <-found:
+	case c.addr = <-found:
 	case <-time.After(eventually):
-		t.Fatalf("no \"listening on\" line after %v; stderr:\n%s", eventually, logs.String())
+		t.Fatalf("no \"listening on\" line after %v; stderr:\n%s", eventually, c.logs.String())
 	}
-	nc, err := net.Dial("tcp", addr)
+	return c
+}
+
+// stop sends sig and waits for a 0 exit.
+func (c *servingChild) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-c.exited:
+		if err != nil {
+			t.Errorf("exit: %v, want status 0; stderr:\n%s", err, c.logs.String())
+		}
+	case <-time.After(eventually):
+		t.Fatalf("still running %v after %v", eventually, sig)
+	}
+}
+
+func testStopSignal(t *testing.T, sig syscall.Signal, name string) {
+	c := startServing(t, "--listen", "127.0.0.1:0", "--shutdown-grace", "5s")
+	nc, err := net.Dial("tcp", c.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	roundTrip(t, nc, protocol.Raw)
 
-	if err := cmd.Process.Signal(sig); err != nil {
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		expectEOF(t, nc)
+	}()
+	c.stop(t, sig)
+	<-exited
+	for _, want := range []string{`msg="stopping: answering the requests already received" signal=` + name + ` `, `msg=stopped`} {
+		if !strings.Contains(c.logs.String(), want) {
+			t.Errorf("stderr lacks %s:\n%s", want, c.logs.String())
+		}
+	}
+}
+
+// TestForcedStopSaysHowManyConnections: when the grace runs out, the log
+// says how many connections were closed by force, and what to change.
+func TestForcedStopSaysHowManyConnections(t *testing.T) {
+	c := startServing(t, "--listen", "127.0.0.1:0", "--framing", "len32", "--shutdown-grace", "200ms")
+	nc, err := net.Dial("tcp", c.addr)
+	if err != nil {
 		t.Fatal(err)
 	}
-	expectEOF(t, nc)
-	select {
-	case err := <-exited:
-		waited = true
-		if err != nil {
-			t.Errorf("exit: %v, want status 0; stderr:\n%s", err, logs.String())
-		}
-	case <-time.After(eventually):
-		t.Fatalf("still running %v after %s", eventually, name)
+	defer nc.Close()
+	// The client sends 32 MB of echo requests and reads no reply: the
+	// server is stuck writing when the signal comes, with replies owed.
+	var buf bytes.Buffer
+	if err := protocol.NewEncoder(&buf, protocol.Len32).Encode(protocol.EchoRequest(strings.Repeat("f", 256<<10))); err != nil {
+		t.Fatal(err)
 	}
-	for _, want := range []string{`msg="stopping: answering the requests already received" signal=` + name + ` `, `msg=stopped`} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("stderr lacks %s:\n%s", want, logs.String())
+	var written atomic.Int64
+	go func() {
+		nc.SetWriteDeadline(time.Now().Add(2 * eventually))
+		for range 128 {
+			if _, err := nc.Write(buf.Bytes()); err != nil {
+				return
+			}
+			written.Add(1)
 		}
+	}()
+	for last, deadline := int64(-1), time.Now().Add(eventually); written.Load() != last && time.Now().Before(deadline); {
+		last = written.Load()
+		time.Sleep(300 * time.Millisecond) // until the writes stall
+	}
+	c.stop(t, syscall.SIGTERM)
+	if want := `closed the remaining connections by force`; !strings.Contains(c.logs.String(), want) || !strings.Contains(c.logs.String(), " conns=1 ") {
+		t.Errorf("stderr lacks %q with conns=1:\n%s", want, c.logs.String())
 	}
 }
 

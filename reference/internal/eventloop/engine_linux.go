@@ -325,8 +325,9 @@ func (e *Engine) stopAccepting(s engineState) bool {
 // Shutdown stops accepting, then has every loop answer the whole requests
 // its connections have already delivered, write the replies and close them
 // (EA-STOP-1, EA-STOP-2, EA-STOP-3). It returns nil when every connection
-// is closed and the loops have returned, or ctx's error after closing what
-// is left at once.
+// is closed and the loops have returned. If ctx ends first it returns ctx's
+// error and the drain goes on: the caller counts what is left (Conns) and
+// closes it with Close, as net/http's Shutdown leaves it to Close.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	if e.stopAccepting(draining) {
 		// No Serve call hands over a socket after this.
@@ -339,7 +340,6 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	case <-e.done:
 		return nil
 	case <-ctx.Done():
-		e.Close()
 		return ctx.Err()
 	}
 }
