@@ -224,7 +224,6 @@ const maxExamples = 5
 type errorLog struct {
 	mu       sync.Mutex
 	counts   ErrorCounts
-	examples []string
 }
 
 func (e *errorLog) add(invalid bool, format string, args ...any) {

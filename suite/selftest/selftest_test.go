@@ -174,6 +174,19 @@ func jobs() int {
 	return 4
 }
 
+// TestTargetsNameKnownRequirements: an ID misspelled in a target's lists
+// would drop out of sorted's catalogue-ordered "want" and of "got" alike,
+// and the verdict check would pass without checking it.
+func TestTargetsNameKnownRequirements(t *testing.T) {
+	for _, tg := range allTargets() {
+		for _, id := range slices.Concat(tg.must, tg.should, tg.pass) {
+			if _, ok := report.Lookup(report.Catalogue, id); !ok {
+				t.Errorf("%s: %s is not a requirement of PROTOCOL.md", tg.name, id)
+			}
+		}
+	}
+}
+
 // TestTargets runs the runner against the bundled reference in every
 // framing and against every faulty server, and checks each one's verdicts.
 func TestTargets(t *testing.T) {

@@ -31,8 +31,10 @@
 // that never stops sending cannot starve the others, and no read is spent
 // learning EAGAIN: a short read means the socket is drained, a full one
 // leaves the descriptor ready for the next epoll_wait. EPOLLOUT replaces
-// EPOLLIN (which is the backpressure) only while a write was partial, the
-// one time epoll_ctl(MOD) is called.
+// EPOLLIN (which is the backpressure) only while a write was partial;
+// otherwise a registration changes (epoll_ctl MOD) only while a request is
+// held, when a connection closes, and around a loop's wait alone (below),
+// never per request.
 //
 // Epoll's ready list is first come, first served: under load a descriptor
 // that becomes ready waits for every one ready before it. A new

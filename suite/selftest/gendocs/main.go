@@ -5,10 +5,11 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/spf13/pflag"
 
 	"echoadd/suite/report"
 )
@@ -16,9 +17,9 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stderr)) }
 
 func run(args []string, stdin io.Reader, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gendocs", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("gendocs", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("o", "", "write to `FILE` (required)")
+	out := fs.StringP("output", "o", "", "write to `FILE` (required)")
 	if err := fs.Parse(args); err != nil || *out == "" {
 		fmt.Fprintln(stderr, "usage: echoadd-conform --list ... | gendocs -o FILE")
 		return 2
