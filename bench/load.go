@@ -222,8 +222,8 @@ const maxExamples = 5
 
 // errorLog collects errors from every connection.
 type errorLog struct {
-	mu       sync.Mutex
-	counts   ErrorCounts
+	mu     sync.Mutex
+	counts ErrorCounts
 }
 
 func (e *errorLog) add(invalid bool, format string, args ...any) {
