@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -940,7 +941,16 @@ func TestEchoContentFor(t *testing.T) {
 // An interrupt during the server's half of a --baseline case keeps the
 // server's partial figures, and does not run (and fail) the comparator's.
 func TestRunCasesInterruptedKeepsTheServersHalf(t *testing.T) {
-	server, cmp := inProcessComparator(t, protocol.Raw), inProcessComparator(t, protocol.Raw)
+	// The interrupt comes once the server's half has had replies counted:
+	// the load is closed-loop, so a third reply written on a connection
+	// means the client has taken in the first two.
+	answering := make(chan struct{})
+	var signal sync.Once
+	echo := brokenServer(protocol.Raw, func(s string) string { return s }, func(a, b int32) int32 { return a + b })
+	server := serve(t, func(c net.Conn) {
+		echo(&countingWrites{Conn: c, after: 3, reached: func() { signal.Do(func() { close(answering) }) }})
+	})
+	cmp := inProcessComparator(t, protocol.Raw)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	load := Load{Framing: protocol.Raw, Conns: 2, Requests: MaxRequests, Mix: Mix{Echo: 1}}
@@ -951,7 +961,11 @@ func TestRunCasesInterruptedKeepsTheServersHalf(t *testing.T) {
 		defer close(done)
 		rep, err = RunCases(ctx, []Case{{Name: "echo", Load: load}}, ServerSpec{Addr: server}, &ServerSpec{Addr: cmp})
 	}()
-	time.Sleep(200 * time.Millisecond) // the interrupt comes while the server's half runs
+	select {
+	case <-answering:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server's half had no reply written in 30s")
+	}
 	cancel()
 	select {
 	case <-done:
@@ -970,6 +984,21 @@ func TestRunCasesInterruptedKeepsTheServersHalf(t *testing.T) {
 	if !strings.Contains(b.String(), "INTERRUPTED: partial results, 1 case(s)") || !strings.Contains(b.String(), "none for the comparator") {
 		t.Errorf("text report:\n%s", b.String())
 	}
+}
+
+// countingWrites calls reached once its connection has written after
+// replies (one write each, as brokenServer's encoder makes them).
+type countingWrites struct {
+	net.Conn
+	after, writes int
+	reached       func()
+}
+
+func (c *countingWrites) Write(p []byte) (int, error) {
+	if c.writes++; c.writes == c.after {
+		c.reached()
+	}
+	return c.Conn.Write(p)
 }
 
 // An Error reply's detail is shown as the server wrote it: protobuf's own

@@ -1,0 +1,98 @@
+package reference
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"echoadd/protocol"
+)
+
+// TestShutdownLosesNoReplyWritten: a client pipelines 20 MB of requests and
+// is slow to read, so the server's writes stall and it stops reading; then
+// Shutdown. Every reply the server writes must reach the client whole,
+// then EOF: closing a socket with input unread resets it, and the reset
+// destroys the replies still in flight (the drain used to close so).
+func TestShutdownLosesNoReplyWritten(t *testing.T) {
+	const n, size = 20000, 1000
+	s := &Server{Framing: protocol.Len32}
+	addr := start(t, s)
+	c := dial(t, addr, protocol.Len32)
+	if err := c.nc.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil { // the server's writes stall sooner
+		t.Fatal(err)
+	}
+	// Megabytes in flight when the server closes: its linger must read them
+	// all (a cap of 4 MiB closed under them, and so reset).
+	if err := c.nc.(*net.TCPConn).SetWriteBuffer(16 << 20); err != nil {
+		t.Fatal(err)
+	}
+	content := strings.Repeat("x", size)
+	var batch []byte
+	for range n {
+		batch = append(batch, encode(t, protocol.Len32, protocol.EchoRequest(content))...)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		c.nc.SetWriteDeadline(time.Now().Add(ioDeadline))
+		_, err := c.nc.Write(batch) // blocks once the server stops reading; may fail once it has closed
+		wrote <- err
+	}()
+	// The client under test is slow to read: the server's writes stall once
+	// the client's receive queue is full, which it then stays.
+	waitFor(t, "the client's receive queue full", receiveQueueFull(t, c.nc))
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	waitFor(t, "refusing connections", listenerClosed(addr))
+	c.nc.SetReadDeadline(time.Now().Add(ioDeadline))
+	got := 0
+	for {
+		m, err := c.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d of the %d replies: %v, want the rest whole, then EOF", got, n, err)
+		}
+		if m.GetEchoMessage().GetContent() != content {
+			t.Fatalf("reply %d = %v, want the echo", got+1, brief(m))
+		}
+		got++
+	}
+	t.Logf("%d of %d pipelined requests answered before the close", got, n)
+	if got == 0 {
+		t.Error("no request answered, want those already received")
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	<-wrote
+}
+
+
+// receiveQueueFull reports whether nc's unread bytes (SIOCINQ) have stayed
+// the same, and above 0, over the last 5 calls: nobody reads them, so the
+// sender is held up.
+func receiveQueueFull(t *testing.T, nc net.Conn) func() bool {
+	raw, err := nc.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, same := -1, 0
+	return func() bool {
+		queued := -1
+		raw.Control(func(fd uintptr) { queued, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+		if queued > 0 && queued == last {
+			same++
+		} else {
+			same = 0
+		}
+		last = queued
+		return same >= 4
+	}
+}
