@@ -74,7 +74,6 @@ func TestShutdownLosesNoReplyWritten(t *testing.T) {
 	<-wrote
 }
 
-
 // receiveQueueFull reports whether nc's unread bytes (SIOCINQ) have stayed
 // the same, and above 0, over the last 5 calls: nobody reads them, so the
 // sender is held up.

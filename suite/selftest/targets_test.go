@@ -45,7 +45,7 @@ type target struct {
 // long are the faults whose runs take longest (stop specs waiting out their
 // grace period, a server serving one client at a time, merge's 10 ms
 // gaps): runAll starts them first, to keep the wall time short.
-var long = []faulty.Fault{faulty.IgnoreStop, faulty.Serial, faulty.StopKeepConns, faulty.Merge, faulty.TruncateLarge, faulty.Slow}
+var long = []faulty.Fault{faulty.IgnoreStop, faulty.Serial, faulty.StopKeepConns, faulty.StopPending, faulty.Merge, faulty.TruncateLarge, faulty.Slow}
 
 func (tg target) args() []string {
 	var limits []string
@@ -207,4 +207,6 @@ var faultTargets = []target{
 		must: []string{"EA-STOP-2", "EA-STOP-3", "EA-STOP-4"}},
 	{fault: faulty.StopExitOne, framing: "len32",
 		must: []string{"EA-STOP-4"}},
+	{fault: faulty.StopPending, framing: "len32",
+		must: []string{"EA-STOP-1"}},
 }

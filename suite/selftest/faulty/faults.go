@@ -59,7 +59,12 @@ const (
 	StopNoDrain   Fault = "stop-no-drain"   // exits at once on stop, in the middle of writing a reply (large replies go out in pieces as produced)
 	StopKeepConns Fault = "stop-keep-conns" // on stop closes the listener but never its connections
 	StopExitOne   Fault = "stop-exit-1"     // exits 1 after a clean stop (the "server closed" error is returned)
+	StopPending   Fault = "stop-pending"    // on stop no longer accepts, but keeps its listening socket (backlog 4) open for 1.5 s: new connections are left pending, then time out, where they must be refused
 )
+
+// PendingBacklog is StopPending's listen backlog once stopping: small, as
+// in many servers' listen(5), so that pending connections soon fill it.
+const PendingBacklog = 4
 
 // Faults lists every fault.
 var Faults = []Fault{
@@ -67,7 +72,7 @@ var Faults = []Fault{
 	AddReturnsA, Reflect, NulTruncate, WrongField, OmittedIsError, OverflowCrash, GarbageSuccess, ExitOnMalformed, SmallBuffer, TwoMembers, NoDetail, StayOpen,
 	Merge, TruncateLarge, SplitWrite, ExtraBytes, Reorder, Slow, CloseAfterOne, VarintOneByte, Len32Low16, Len32LE, RawLenPrefix, KeepAlive, Greeting,
 	NoIdleTimeout, ConnLimitOffByOne,
-	IgnoreStop, StopNoDrain, StopKeepConns, StopExitOne,
+	IgnoreStop, StopNoDrain, StopKeepConns, StopExitOne, StopPending,
 }
 
 // Valid reports whether f is None or one of Faults.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"echoadd/protocol"
@@ -196,9 +197,33 @@ func (s *Server) stopChan() chan struct{} {
 	return s.stop
 }
 
+// leavePending stops accepting without closing the listener, and waits
+// 1.5 s before the stop goes on: the kernel completes handshakes into the
+// backlog meanwhile, then, with it full, leaves connections pending. The
+// backlog becomes PendingBacklog only now (Linux takes a second listen(2)
+// as a change of it), so that the server is otherwise served as well as
+// any: with Go's, the system's maximum, pending connections would take
+// thousands of connects to fill it.
+func (s *Server) leavePending() {
+	s.mu.Lock()
+	l, _ := s.l.(*net.TCPListener)
+	s.mu.Unlock()
+	if l == nil {
+		return
+	}
+	l.SetDeadline(time.Unix(1, 0)) // Accept fails at once; acceptErr retries it, to no avail
+	if raw, err := l.SyscallConn(); err == nil {
+		raw.Control(func(fd uintptr) { syscall.Listen(int(fd), PendingBacklog) })
+	}
+	time.Sleep(1500 * time.Millisecond)
+}
+
 // Shutdown stops accepting, lets every connection answer the requests it
 // has received, closes them and returns when they are done or ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.Fault == StopPending {
+		s.leavePending()
+	}
 	s.stopped.Store(true)
 	stop := s.stopChan()
 	s.mu.Lock()
