@@ -315,7 +315,7 @@ func (c *Client) expectReply(want string, d due) (*Reply, error) {
 		late := c.next(time.Now().Add(bound))
 		if late.reply != nil {
 			c.answered(late.reply, sent)
-			return nil, c.fail([]string{"EA-CONN-6"}, fmt.Sprintf("%s %v after its request", late.reply, over(late.reply.Latency(), bound)), "a reply within "+bound.String())
+			return nil, c.fail([]string{"EA-CONN-6"}, fmt.Sprintf("%s %v after its request%s", late.reply, over(late.reply.Latency(), bound), firstReplyHint(late.reply)), "a reply within "+bound.String())
 		}
 		o = late
 	}
@@ -461,9 +461,22 @@ func (c *Client) ExpectKind(r *Reply, kind string) error {
 // checkLatency holds a reply to EA-CONN-6.
 func (c *Client) checkLatency(r *Reply) error {
 	if l := r.Latency(); l > c.opts.Latency {
-		return c.fail([]string{"EA-CONN-6"}, fmt.Sprintf("%s %v after its request", r, over(l, c.opts.Latency)), "a reply within "+c.opts.Latency.String())
+		return c.fail([]string{"EA-CONN-6"}, fmt.Sprintf("%s %v after its request%s", r, over(l, c.opts.Latency), firstReplyHint(r)), "a reply within "+c.opts.Latency.String())
 	}
 	return nil
+}
+
+// firstReplyHint names a cause of a late first reply that the server's
+// author may not think of: when clients connect together, a listen backlog
+// with no room left (Python's socketserver has 5) drops the handshake's
+// last packet, and the client's request waits about 1 s for the kernel to
+// retry. The client saw the connect succeed, so the delay counts against
+// the reply.
+func firstReplyHint(r *Reply) string {
+	if r.Index != 1 {
+		return ""
+	}
+	return " (its connection's first: if the server accepts each connection at once, its listen backlog may be too small for clients that connect together, which delays them by about 1s; use 128 or more)"
 }
 
 // over rounds l, a latency above bound, to milliseconds, or finer where

@@ -382,12 +382,24 @@ func TestClientChecks(t *testing.T) {
 	})
 
 	t.Run("a late reply is EA-CONN-6", func(t *testing.T) {
-		c := dial(t, fakeServer(t, replyWith(func(r *protocol.ClientMessage) []byte {
-			time.Sleep(300 * time.Millisecond) // the fault under test: a slow server
+		slow := replyWith(func(r *protocol.ClientMessage) []byte {
+			if r.GetEchoMessage().GetContent() == "late" {
+				time.Sleep(300 * time.Millisecond) // the fault under test: a slow server
+			}
 			return encode(protocol.EchoReply(r.GetEchoMessage().GetContent()))
-		})))
-		if f := failureOf(t, c.Echo("late")); f.IDs[0] != "EA-CONN-6" {
-			t.Fatalf("got %v", f)
+		})
+		// A connection's first reply comes with the hint about a full
+		// listen backlog, a later one without.
+		f := failureOf(t, dial(t, fakeServer(t, slow)).Echo("late"))
+		if f.IDs[0] != "EA-CONN-6" || !strings.Contains(f.Reason(), "listen backlog") {
+			t.Fatalf("first reply: got %v, want EA-CONN-6 with the backlog hint", f)
+		}
+		c := dial(t, fakeServer(t, slow))
+		if err := c.Echo("on time"); err != nil {
+			t.Fatal(err)
+		}
+		if f := failureOf(t, c.Echo("late")); f.IDs[0] != "EA-CONN-6" || strings.Contains(f.Reason(), "listen backlog") {
+			t.Fatalf("second reply: got %v, want EA-CONN-6 without the backlog hint", f)
 		}
 	})
 
