@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"echoadd/bench"
+	"echoadd/internal/bytesize"
 	"echoadd/internal/outfile"
 	"echoadd/protocol"
-	"echoadd/reference/cli"
 )
 
 var errHelp = errors.New("help requested")
@@ -52,6 +52,10 @@ type options struct {
 	started  func(*bench.Process) // told of every server started here (run sets it)
 	progress bool                 // a live status line on stderr: a terminal, and no --json (run sets it)
 }
+
+// maxSizeFlag is the most a size flag takes (1GiB); each flag's own check
+// narrows it, with a message that says why.
+const maxSizeFlag = 1 << 30
 
 const usageHead = `Usage: echoadd-bench [flags]
        echoadd-bench comparator --listen HOST:PORT --framing raw|len32|varint
@@ -91,7 +95,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.IntVar(&o.requests, "requests", 0, fmt.Sprintf("requests per connection, at most %d; 0: no count (bounded by --duration); with --duration 0, the run still stops after %v", bench.MaxRequests, bench.MaxDuration))
 	fs.StringVar(&o.mixText, "mix", "1:0", "echo:add proportion of requests, e.g. 1:0, 3:1, 0:1")
 	o.payload = 16
-	fs.Var((*cli.MessageSize)(&o.payload), "payload", fmt.Sprintf("echo content size in `BYTES` (as 1000, 64KiB or 1MiB), 0..%d", bench.MaxPayload))
+	fs.Var(bytesize.Var(&o.payload, maxSizeFlag), "payload", fmt.Sprintf("echo content size in `BYTES` (as 1000, 64KiB or 1MiB), 0..%d", bench.MaxPayload))
 	fs.IntVar(&o.pipeline, "pipeline", 1, fmt.Sprintf("requests sent before reading the replies, 1..%d (len32 and varint only); latency is per request, from its batch's write to its reply", bench.MaxPipeline))
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, fmt.Sprintf("unmeasured load before measuring, 0..%v", bench.MaxWarmup))
 	fs.DurationVar(&o.timeout, "timeout", bench.DefaultTimeout, "bound of each round trip, up to 1m; a late reply is a connection error")
@@ -102,9 +106,9 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.BoolVar(&o.baseline, "baseline", false, "run the same load against the in-tree comparator too and report ratios server/comparator")
 	fs.IntVar(&o.idleConns, "idle-conns", 0, fmt.Sprintf("instead of load: open this many connections (1..%d), one request each, hold them idle, and report the server's RSS per connection", bench.MaxIdleConns))
 	fs.DurationVar(&o.idleHold, "idle-hold", 2*time.Second, "with --idle-conns: how long to hold them before reading the server's memory")
-	fs.Var((*cli.MessageSize)(&o.idlePartial), "idle-partial", "with --idle-conns: each connection then sends this many `BYTES` of a request of --idle-partial-of bytes and stops there for the hold (slow uploads); after it, the rest, and the echo must come back unless the server refused the request")
+	fs.Var(bytesize.Var(&o.idlePartial, maxSizeFlag), "idle-partial", "with --idle-conns: each connection then sends this many `BYTES` of a request of --idle-partial-of bytes and stops there for the hold (slow uploads); after it, the rest, and the echo must come back unless the server refused the request")
 	o.idlePartOf = protocol.DefaultMaxMessageSize
-	fs.Var((*cli.MessageSize)(&o.idlePartOf), "idle-partial-of", "with --idle-partial: the encoded size of the request it sends part of, in `BYTES`")
+	fs.Var(bytesize.Var(&o.idlePartOf, maxSizeFlag), "idle-partial-of", "with --idle-partial: the encoded size of the request it sends part of, in `BYTES`")
 	fs.DurationVar(&o.startTimeout, "start-timeout", bench.DefaultStartTimeout, "bound of the wait for a started server to listen, up to 5m")
 	fs.BoolVar(&o.serverOutput, "server-output", false, "copy started servers' output to stderr")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")

@@ -14,6 +14,7 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 	"github.com/spf13/pflag"
 
+	"echoadd/internal/bytesize"
 	"echoadd/internal/outfile"
 	"echoadd/protocol"
 	"echoadd/reference/cli"
@@ -69,7 +70,7 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	fs.StringVar(&o.jsonReport, "json-report", "", "also write the JSON report (schema: package echoadd/suite/report) to `FILE`")
 	fs.Float64Var(&o.timeoutScale, "timeout-scale", 1, "multiply every deadline of the suite by `FACTOR`, up to 100 (slow machines, CI); EA-CONN-6's 1 s bound per reply too")
 	o.maxMessageSize = protocol.MinMaxMessageSize
-	fs.Var((*cli.MessageSize)(&o.maxMessageSize), "max-message-size", "the largest request in `BYTES` the target declares it accepts, from 1024 to 1GiB,\ne.g. 1048576, 64KiB or 1MiB (the bundled reference is started with, and declares,\n1048576)")
+	fs.Var(bytesize.Var(&o.maxMessageSize, cli.MaxMessageSizeLimit), "max-message-size", "the largest request in `BYTES` the target declares it accepts, from 1024 to 1GiB,\ne.g. 1048576, 64KiB or 1MiB (the bundled reference is started with, and declares,\n1048576)")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 0, "the target's read timeout as a `DURATION` (e.g. 2s), for the read-timeout specs;\n0 skips them (the bundled reference is started with, and declares, 1s)")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "the target's idle timeout as a `DURATION`, for the idle-timeout specs (EA-LIM-4);\n0 skips them (the bundled reference is started with it, and declares none by default)")
 	fs.IntVar(&o.maxConns, "max-conns", 0, "the target's connection limit, at most `N` connections served at once, for the\nconnection-limit spec (EA-LIM-5); 0 skips it (the bundled reference is started with it,\nand declares none by default)")

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"echoadd/internal/bytesize"
 	"echoadd/internal/version"
 	"echoadd/protocol"
 	"echoadd/reference"
@@ -106,12 +107,12 @@ func notifyStop(parent context.Context) (context.Context, func()) {
 type options struct {
 	listen         string
 	framing        protocol.Framing
-	maxMessageSize MessageSize
+	maxMessageSize int
 	idleTimeout    time.Duration
 	readTimeout    time.Duration
 	writeTimeout   time.Duration
 	maxConns       int
-	maxBuffered    bufferSize
+	maxBuffered    int64
 	maxBufferedSet bool // given on the command line, not the default
 	engine         string
 	shutdownGrace  time.Duration
@@ -132,13 +133,13 @@ func newFlagSet(o *options) *pflag.FlagSet {
 	o.framing = protocol.Raw
 	fs.Var(&o.framing, "framing", "how messages are delimited: raw, len32 or varint")
 	o.maxMessageSize = protocol.DefaultMaxMessageSize
-	fs.Var(&o.maxMessageSize, "max-message-size", "largest request accepted, in bytes, e.g. 1048576, 64KiB or 1MiB; from 1024 to 1GiB")
+	fs.Var(bytesize.Var(&o.maxMessageSize, MaxMessageSizeLimit), "max-message-size", "largest request accepted, in bytes, e.g. 1048576, 64KiB or 1MiB; from 1024 to 1GiB")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 0, "close a connection with no request in progress after this long (0 = never)")
 	fs.DurationVar(&o.readTimeout, "read-timeout", 10*time.Second, "send Error CODE_TIMEOUT and close a connection whose request takes longer than this to arrive (0 = never)")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "close a connection whose client leaves its replies untaken for longer than this (0 = never)")
 	fs.IntVar(&o.maxConns, "max-conns", 0, "most connections served at once; one more gets Error CODE_OVERLOADED and is closed (0 = no limit)")
 	o.maxBuffered = reference.DefaultMaxBuffered
-	fs.Var(&o.maxBuffered, "max-buffered", "most bytes all connections together hold for requests still arriving and replies not yet taken, e.g. 64MiB or 4GiB; a request that would need more gets Error CODE_OVERLOADED and is closed (0 = no limit); at least twice --max-message-size, which the default rises to")
+	fs.Var(bytesize.Var(&o.maxBuffered, maxBufferSize), "max-buffered", "most bytes all connections together hold for requests still arriving and replies not yet taken, e.g. 64MiB or 4GiB; a request that would need more gets Error CODE_OVERLOADED and is closed (0 = no limit); at least twice --max-message-size, which the default rises to")
 	fs.StringVar(&o.engine, "engine", "", "how connections are served: epoll (event loops, Linux only; the default there) or goroutine (one per connection; the default elsewhere)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 5*time.Second, "on SIGTERM, SIGINT or SIGHUP, how long requests in progress may take before the connections are closed by force (0 = no limit)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "least severe log records written: debug, info, warn or error (the start-up and stop lines are written at every level)")
@@ -190,9 +191,9 @@ func validate(o *options) error {
 		}
 	}
 	if twice := 2 * int64(o.maxMessageSize); !o.maxBufferedSet {
-		o.maxBuffered = max(o.maxBuffered, bufferSize(twice))
-	} else if o.maxBuffered != 0 && int64(o.maxBuffered) < twice {
-		errs = append(errs, fmt.Errorf("--max-buffered %v: must be at least twice --max-message-size, %v, so that a request of the maximum size can be buffered; or 0 for no limit", &o.maxBuffered, (*bufferSize)(&twice)))
+		o.maxBuffered = max(o.maxBuffered, twice)
+	} else if o.maxBuffered != 0 && o.maxBuffered < twice {
+		errs = append(errs, fmt.Errorf("--max-buffered %s: must be at least twice --max-message-size, %s, so that a request of the maximum size can be buffered; or 0 for no limit", bytesize.Format(o.maxBuffered), bytesize.Format(twice)))
 	}
 	if o.maxConns < 0 {
 		errs = append(errs, fmt.Errorf("--max-conns %d: must not be negative; 0 means no limit", o.maxConns))
@@ -312,12 +313,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	srv := &reference.Server{
 		Framing:        o.framing,
-		MaxMessageSize: int(o.maxMessageSize),
+		MaxMessageSize: o.maxMessageSize,
 		IdleTimeout:    o.idleTimeout,
 		ReadTimeout:    o.readTimeout,
 		WriteTimeout:   o.writeTimeout,
 		MaxConns:       o.maxConns,
-		MaxBuffered:    int64(o.maxBuffered),
+		MaxBuffered:    o.maxBuffered,
 		Engine:         o.engine,
 		ShutdownGrace:  o.shutdownGrace,
 		Logger:         log,
@@ -389,71 +390,5 @@ func listenAdvice(addr string, err error) string {
 	return fmt.Sprintf("cannot listen on %s: %v", addr, err)
 }
 
-// MessageSize is a --max-message-size value, shared with echoadd-conform:
-// bytes, written as a plain integer or with a KiB, MiB or GiB suffix in any
-// case, up to MaxMessageSizeLimit. Set leaves the lower bound,
-// protocol.MinMaxMessageSize, to the caller's validation, which names
-// EA-LIM-1.
-type MessageSize int
-
-func (b *MessageSize) Set(s string) error {
-	n, ok := parseBytes(s, MaxMessageSizeLimit)
-	if !ok {
-		return fmt.Errorf("want a number of bytes up to 1GiB, e.g. 1048576, 64KiB, 1MiB or 1GiB")
-	}
-	*b = MessageSize(n)
-	return nil
-}
-
-func (b *MessageSize) String() string { return strconv.Itoa(int(*b)) }
-func (b *MessageSize) Type() string   { return "bytes" }
-
 // maxBufferSize is the largest --max-buffered accepted.
 const maxBufferSize = 1 << 40
-
-// bufferSize is a --max-buffered value: bytes, as MessageSize takes them
-// (TiB as well), up to 1TiB; 0 means no limit. It prints with the largest
-// suffix that divides it, as people write it.
-type bufferSize int64
-
-func (b *bufferSize) Set(s string) error {
-	n, ok := parseBytes(s, maxBufferSize)
-	if !ok {
-		return fmt.Errorf("want a number of bytes up to 1TiB, e.g. 268435456, 256MiB or 4GiB, or 0 for no limit")
-	}
-	*b = bufferSize(n)
-	return nil
-}
-
-func (b *bufferSize) String() string {
-	for i := len(byteSuffixes) - 1; i >= 0; i-- {
-		if u := byteSuffixes[i]; *b != 0 && int64(*b)%u.factor == 0 {
-			return strconv.FormatInt(int64(*b)/u.factor, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(int64(*b), 10)
-}
-
-func (b *bufferSize) Type() string { return "bytes" }
-
-var byteSuffixes = []struct {
-	suffix string
-	factor int64
-}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}}
-
-// parseBytes reads a plain number of bytes, or one with a binary suffix
-// (KiB to TiB, in any case), of at most limit.
-func parseBytes(s string, limit int64) (int64, bool) {
-	digits, factor := s, int64(1)
-	for _, u := range byteSuffixes {
-		if len(s) > len(u.suffix) && strings.EqualFold(s[len(s)-len(u.suffix):], u.suffix) {
-			digits, factor = s[:len(s)-len(u.suffix)], u.factor
-			break
-		}
-	}
-	n, err := strconv.ParseUint(strings.TrimSpace(digits), 10, 63)
-	if err != nil || n > uint64(limit/factor) {
-		return 0, false
-	}
-	return int64(n) * factor, true
-}
