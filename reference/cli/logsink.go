@@ -33,10 +33,12 @@ func newLogSink(w io.Writer, capacity int, notice func(w io.Writer, dropped int6
 	return s
 }
 
-// logLine is a queued line and how many were dropped just before it.
+// logLine is a queued line and how many were dropped just before it, or
+// Flush's marker: reached is closed once the lines before it are written.
 type logLine struct {
 	text    []byte
 	dropped int64
+	reached chan struct{}
 }
 
 // Write queues a copy of p, or drops it if the queue is full; it never
@@ -58,6 +60,10 @@ func (s *logSink) run() {
 	for {
 		select {
 		case l := <-s.lines:
+			if l.reached != nil {
+				close(l.reached)
+				continue
+			}
 			if l.dropped > 0 {
 				s.notice(s.w, l.dropped)
 			}
@@ -69,11 +75,24 @@ func (s *logSink) run() {
 	}
 }
 
-// Flush waits up to d for the queued lines to be written.
+// Flush waits up to d for the lines queued before it to be written: it
+// queues a marker behind them (waiting for room if the queue is full) and
+// waits for the writer to reach it.
 func (s *logSink) Flush(d time.Duration) {
-	deadline := time.Now().Add(d)
-	for s.pending.Load() > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	reached := make(chan struct{})
+	select {
+	case s.lines <- logLine{reached: reached}:
+	case <-s.done:
+		return
+	case <-timeout.C:
+		return
+	}
+	select {
+	case <-reached:
+	case <-s.done:
+	case <-timeout.C:
 	}
 }
 
