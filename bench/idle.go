@@ -278,7 +278,7 @@ func finishPartial(c net.Conn, load IdleLoad, req []byte) (refused string, err e
 		case protocol.Code_CODE_TIMEOUT:
 			return "", fmt.Errorf("the server timed it out (%v) during the hold: its read timeout is shorter than --idle-hold (%v); shorten --idle-hold", code, load.Hold)
 		default:
-			return "", fmt.Errorf("Error reply %v (%s) to it", code, strconv.QuoteToGraphic(m.GetError().GetDetail()))
+			return "", fmt.Errorf("the server answered it with an Error reply, %v (%s): a server that reads the request differently (check --framing) or a fault of the server's", code, strconv.QuoteToGraphic(m.GetError().GetDetail()))
 		}
 	}
 	return "", checkReply(body, expectation{content: req[len(req)-echoContentFor(load.PartialOf):]})

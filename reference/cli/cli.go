@@ -327,7 +327,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	go func() { served <- srv.Serve(ln) }()
 	select {
 	case err := <-served:
-		log.Error("serving failed", slog.Any("err", err))
+		log.Error("serving failed, stopping: the error says why (if the epoll engine could not start, --engine goroutine serves without it)", slog.Any("err", err))
 		srv.Close()
 		return exitServe
 	case <-ctx.Done():
