@@ -677,33 +677,6 @@ func TestHistogram(t *testing.T) {
 	}
 }
 
-func TestSplitReply(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		framing protocol.Framing
-		in      string // hex
-		msg     string // hex
-		n       int
-		err     error
-	}{
-		{"raw echo", protocol.Raw, "0a030a0178ff", "0a030a0178", 5, nil},
-		{"raw error reply is a reply", protocol.Raw, "1a0408031200", "1a0408031200", 6, nil},
-		{"raw field 3 of another shape", protocol.Raw, "1d01020304", "1d01020304", 5, nil},
-		{"raw unknown field skipped", protocol.Raw, "20071200", "1200", 4, nil},
-		{"raw incomplete", protocol.Raw, "0a050a", "", 0, protocol.ErrIncomplete},
-		{"len32", protocol.Len32, "000000021200ff", "1200", 6, nil},
-		{"varint incomplete", protocol.Varint, "05120", "", 0, protocol.ErrIncomplete},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			in := mustHex(t, tc.in)
-			msg, n, err := SplitReply(tc.framing, in, 1024)
-			if !errors.Is(err, tc.err) || n != tc.n || fmt.Sprintf("%x", msg) != tc.msg {
-				t.Fatalf("got %x, %d, %v; want %s, %d, %v", msg, n, err, tc.msg, tc.n, tc.err)
-			}
-		})
-	}
-}
-
 func mustHex(t *testing.T, s string) []byte {
 	t.Helper()
 	var b []byte

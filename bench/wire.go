@@ -12,45 +12,6 @@ import (
 	"echoadd/protocol"
 )
 
-// SplitReply finds the first whole reply at the start of buf, as a client
-// reads them: in the framed modes it is protocol.Framing.Split; in raw
-// framing each top-level field 1, 2 or 3 (of any shape: EA-ERR-2) ends one
-// reply and other fields are skipped. Its results mean what Split's do.
-func SplitReply(f protocol.Framing, buf []byte, max int) (msg []byte, n int, err error) {
-	if f != protocol.Raw {
-		return f.Split(buf, max)
-	}
-	for n < len(buf) {
-		rest := buf[n:]
-		num, typ, tagLen := protowire.ConsumeTag(rest)
-		if tagLen < 0 {
-			if errors.Is(protowire.ParseError(tagLen), io.ErrUnexpectedEOF) {
-				return nil, n, protocol.ErrIncomplete
-			}
-			return nil, n, &protocol.FramingError{Framing: f, Offset: n, Reason: "invalid field tag in reply"}
-		}
-		if typ == protowire.BytesType {
-			length, k := protowire.ConsumeVarint(rest[tagLen:])
-			if k > 0 && length > uint64(max) {
-				return nil, n, &protocol.TooLargeError{Size: length, Max: max}
-			}
-		}
-		valLen := protowire.ConsumeFieldValue(num, typ, rest[tagLen:])
-		if valLen < 0 {
-			if errors.Is(protowire.ParseError(valLen), io.ErrUnexpectedEOF) {
-				return nil, n, protocol.ErrIncomplete
-			}
-			return nil, n, &protocol.FramingError{Framing: f, Offset: n, Reason: fmt.Sprintf("field %d of the reply cannot be parsed", num)}
-		}
-		size := tagLen + valLen
-		if num >= 1 && num <= 3 {
-			return rest[:size:size], n + size, nil
-		}
-		n += size
-	}
-	return nil, n, protocol.ErrIncomplete
-}
-
 // ReplyReader reads replies from a connection with one reused buffer.
 type ReplyReader struct {
 	r       io.Reader
@@ -73,7 +34,7 @@ func NewReplyReader(r io.Reader, f protocol.Framing, max int) *ReplyReader {
 // returns io.EOF at a clean boundary and io.ErrUnexpectedEOF inside a reply.
 func (rr *ReplyReader) Next() ([]byte, error) {
 	for {
-		msg, n, err := SplitReply(rr.framing, rr.buf[rr.start:rr.end], rr.max)
+		msg, n, err := rr.framing.SplitReply(rr.buf[rr.start:rr.end], rr.max)
 		rr.start += n
 		if err == nil {
 			return msg, nil
