@@ -364,12 +364,14 @@ func malformed(err error) error {
 
 // decodeRequest decodes a ClientMessage as proto.Unmarshal would: the last
 // oneof field wins, a repeated message field of the same case merges into the
-// one before, and unknown fields are skipped. Unlike proto.Unmarshal, a known
-// field of the wrong wire type, at any depth, is malformed (EA-MAL-2).
+// one before, and unknown fields are skipped, as are fields of EchoMessage
+// and AddRequest with the wrong wire type. Unlike proto.Unmarshal, a
+// top-level field 1 or 2 of the wrong wire type is malformed (PROTOCOL.md
+// section 3).
 func decodeRequest(b []byte) (request, error) {
 	var r request
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return r, malformed(errSyntax)
 		}
@@ -413,17 +415,25 @@ func decodeRequest(b []byte) (request, error) {
 	return r, nil
 }
 
+// consumeTag is protowire.ConsumeTag, which takes field numbers up to
+// 2^31-1 (MessageSet's), with protobuf's own bound, 2^29-1, as
+// proto.Unmarshal has it: a larger number is invalid wire format.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n >= 0 && num > protowire.MaxValidNumber {
+		return 0, 0, -1
+	}
+	return num, typ, n
+}
+
 func (r *request) mergeEcho(b []byte) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return malformed(errSyntax)
 		}
 		b = b[n:]
-		if num == 1 {
-			if typ != protowire.BytesType {
-				return malformed(errWireType)
-			}
+		if num == 1 && typ == protowire.BytesType { // of another type: unknown, as protobuf reads it
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return malformed(errSyntax)
@@ -446,15 +456,12 @@ func (r *request) mergeEcho(b []byte) error {
 
 func (r *request) mergeAdd(b []byte) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return malformed(errSyntax)
 		}
 		b = b[n:]
-		if num == 1 || num == 2 {
-			if typ != protowire.VarintType {
-				return malformed(errWireType)
-			}
+		if (num == 1 || num == 2) && typ == protowire.VarintType { // of another type: unknown, as protobuf reads it
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
 				return malformed(errSyntax)

@@ -1,7 +1,6 @@
 package comparator
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -160,8 +159,6 @@ func TestMalformed(t *testing.T) {
 		closes  bool
 	}{
 		{"invalid UTF-8", protocol.Len32, []byte{0x0a, 0x03, 0x0a, 0x01, 0xff}, protocol.Code_CODE_MALFORMED, false},
-		{"echo content as varint", protocol.Len32, []byte{0x0a, 0x02, 0x08, 0x01}, protocol.Code_CODE_MALFORMED, false},
-		{"add operand as bytes", protocol.Varint, []byte{0x12, 0x02, 0x0a, 0x00}, protocol.Code_CODE_MALFORMED, false},
 		{"empty request", protocol.Len32, []byte{}, protocol.Code_CODE_EMPTY_REQUEST, false},
 		{"truncated field", protocol.Varint, []byte{0x0a, 0x05, 0x0a}, protocol.Code_CODE_MALFORMED, false},
 		{"raw invalid tag", protocol.Raw, []byte{0x0f}, protocol.Code_CODE_FRAMING, true},
@@ -244,60 +241,69 @@ func TestShutdownClosesConnections(t *testing.T) {
 	}
 }
 
-// The hand decoder agrees with proto.Unmarshal on valid requests, including
-// merged and overridden oneof fields.
-func TestDecodeAgreesWithProto(t *testing.T) {
+// FuzzDecodeAgreesWithProto: the hand decoder answers any request body as
+// the protocol package's reading (proto.Unmarshal, plus the wire-type
+// check) does: the same echo or sum, merged and overridden oneof fields
+// included, or an Error with the same code.
+func FuzzDecodeAgreesWithProto(f *testing.F) {
 	cat := func(ms ...*protocol.ClientMessage) []byte {
 		var b []byte
 		for _, m := range ms {
 			e, err := proto.Marshal(m)
 			if err != nil {
-				t.Fatal(err)
+				f.Fatal(err)
 			}
 			b = append(b, e...)
 		}
 		return b
 	}
-	for _, tc := range []struct {
-		name string
-		b    []byte
-	}{
-		{"echo", cat(protocol.EchoRequest("x"))},
-		{"echo then add", cat(protocol.EchoRequest("x"), protocol.AddRequestOf(1, 2))},
-		{"add then echo", cat(protocol.AddRequestOf(1, 2), protocol.EchoRequest("y"))},
-		{"add merged", cat(protocol.AddRequestOf(7, 0), protocol.AddRequestOf(0, 9))},
-		{"add overridden", cat(protocol.AddRequestOf(7, 8), protocol.AddRequestOf(1, 0))},
-		{"echo merged with empty", cat(protocol.EchoRequest("x"), protocol.EchoRequest(""))},
-		{"unknown field skipped", append([]byte{0x18, 0x05}, cat(protocol.EchoRequest("z"))...)},
+	for _, seed := range [][]byte{
+		cat(protocol.EchoRequest("x")),
+		cat(protocol.EchoRequest("x"), protocol.AddRequestOf(1, 2)),                    // echo then add
+		cat(protocol.AddRequestOf(1, 2), protocol.EchoRequest("y")),                    // add then echo
+		cat(protocol.AddRequestOf(7, 0), protocol.AddRequestOf(0, 9)),                  // add merged
+		cat(protocol.AddRequestOf(7, 8), protocol.AddRequestOf(1, 0)),                  // add overridden
+		cat(protocol.EchoRequest("x"), protocol.EchoRequest("")),                       // echo merged with empty
+		append([]byte{0x18, 0x05}, cat(protocol.EchoRequest("z"))...),                  // unknown field skipped
+		cat(protocol.AddRequestOf(math.MaxInt32, 1)),                                   // wraps
+		{0x0a, 0x03, 0x0a, 0x01, 0xff},                                                 // invalid UTF-8
+		{0x0a, 0x02, 0x08, 0x01},                                                       // echo content as varint
+		{0x12, 0x02, 0x0a, 0x00},                                                       // add operand as bytes
+		{},                                                                             // empty
+		{0x0a, 0x05, 0x0a},                                                             // truncated field
+		{0x12, 0x0b, 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, // a as 10-byte varint
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			want, err := protocol.DecodeRequest(tc.b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h := NewHandler(protocol.Len32, 0)
-			reply := h.AppendReply(nil, tc.b)
-			body, _, err := protocol.Len32.Split(reply, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := protocol.DecodeReply(body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			switch m := want.GetMessage().(type) {
-			case *protocol.ClientMessage_EchoMessage:
-				if got.GetEchoMessage() == nil || got.GetEchoMessage().GetContent() != m.EchoMessage.GetContent() {
-					t.Fatalf("got %v, want echo %q", got, m.EchoMessage.GetContent())
-				}
-			case *protocol.ClientMessage_AddRequest:
-				if got.GetAddResponse() == nil || got.GetAddResponse().GetResult() != m.AddRequest.GetA()+m.AddRequest.GetB() {
-					t.Fatalf("got %v, want sum of %v", got, m.AddRequest)
-				}
-			}
-			if !bytes.Equal(reply[4:], body) {
-				t.Fatal("one reply expected")
-			}
-		})
+		f.Add(seed)
 	}
+	h := NewHandler(protocol.Len32, 0)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		want, wantErr := protocol.DecodeRequest(in)
+		reply := h.AppendReply(nil, in)
+		body, n, err := protocol.Len32.Split(reply, 0)
+		if err != nil || n != len(reply) {
+			t.Fatalf("reply % x: %v, or more than one reply", reply, err)
+		}
+		got, err := protocol.DecodeReply(body)
+		if err != nil {
+			t.Fatalf("reply % x does not decode: %v", body, err)
+		}
+		var re *protocol.RequestError
+		switch m := want.GetMessage().(type) {
+		case nil:
+			if !errors.As(wantErr, &re) {
+				t.Fatalf("protocol.DecodeRequest(% x) = %v, want a *RequestError", in, wantErr)
+			}
+			if got.GetError().GetCode() != re.Code {
+				t.Fatalf("% x: got %v, want Error %v (%v)", in, got, re.Code, wantErr)
+			}
+		case *protocol.ClientMessage_EchoMessage:
+			if got.GetEchoMessage() == nil || got.GetEchoMessage().GetContent() != m.EchoMessage.GetContent() {
+				t.Fatalf("% x: got %v, want echo %q", in, got, m.EchoMessage.GetContent())
+			}
+		case *protocol.ClientMessage_AddRequest:
+			if got.GetAddResponse() == nil || got.GetAddResponse().GetResult() != m.AddRequest.GetA()+m.AddRequest.GetB() {
+				t.Fatalf("% x: got %v, want sum of %v", in, got, m.AddRequest)
+			}
+		}
+	})
 }
