@@ -64,10 +64,12 @@ endif
 bench: build
 	$(BIN)/echoadd-bench --server-bin $(BIN)/echoadd-server --sweep --baseline
 
-## fuzz: run every fuzz target briefly
+## fuzz: run every fuzz target of every package briefly (FUZZTIME each)
+FUZZTIME ?= 20s
 fuzz:
-	@for t in $$($(GO) test ./protocol -list '^Fuzz' | grep '^Fuzz'); do \
-		$(GO) test ./protocol -run '^$$' -fuzz "^$$t$$" -fuzztime 20s || exit 1; done
+	@for p in $$($(GO) list ./...); do \
+		for t in $$($(GO) test $$p -list '^Fuzz' | grep '^Fuzz' | sort -u); do \
+			echo "== $$p $$t"; $(GO) test $$p -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; done; done
 
 ## docs: regenerate docs/REQUIREMENTS.md from the suite (echoadd-conform --list)
 docs:

@@ -78,6 +78,7 @@ func TestSplitReply(t *testing.T) {
 		{"raw incomplete", protocol.Raw, []byte{0x0a, 0x05, 0x0a}, 0, 0, 0, "incomplete"},
 		{"raw field 0", protocol.Raw, []byte{0x00, 0x00, 0x00, 0x02}, 0, 0, 0, "not a valid field tag"},
 		{"raw wire type 7", protocol.Raw, []byte{0x0f}, 0, 0, 0, "wire type 7"},
+		{"raw field number above 2^29-1", protocol.Raw, []byte{0xa1, 0xa1, 0xa1, 0xa1, 0x30, 0x30}, 0, 0, 0, "field number 1619331604 is above 536870911"},
 		{"len32", protocol.Len32, []byte{0, 0, 0, 2, 0x12, 0x00, 0xff}, 6, 4, 0, ""},
 		{"len32 too large", protocol.Len32, []byte{0xff, 0xff, 0xff, 0xff}, 0, 0, 0, "larger than the maximum"},
 		{"varint", protocol.Varint, []byte{0x02, 0x12, 0x00}, 3, 1, 0, ""},
@@ -767,4 +768,43 @@ func TestOver(t *testing.T) {
 			t.Errorf("over(%v, 1s) = %v, want %v", tc.l, got, tc.want)
 		}
 	}
+}
+
+// FuzzSplitReplyAgreesWithProtocol: the harness's reply splitter, which
+// also reports the stray raw fields it skipped and says in words why bytes
+// are no reply, finds the same replies as protocol.Framing.SplitReply, the
+// one the load generator and the codec use: the same length and prefix
+// whenever both find one, and "incomplete" from both or neither. Their
+// bounds differ on purpose by a field's few tag and length bytes (the
+// harness bounds the declared length, the protocol package the whole
+// field), so the protocol's "too large" is not compared.
+func FuzzSplitReplyAgreesWithProtocol(f *testing.F) {
+	for _, seed := range [][]byte{
+		{0x0a, 0x02, 0x0a, 0x00, 0x12}, {0x12, 0x02, 0x08, 0x1e}, {0x1a, 0x02, 0x08, 0x01}, {0x28, 0x01, 0x12, 0x00},
+		{0x0a, 0x05, 0x0a}, {0x00, 0x00, 0x00, 0x02}, {0x0f}, {0, 0, 0, 2, 0x12, 0x00, 0xff}, {0x02, 0x12, 0x00}, {0x80},
+		{0x78, 0x00, 0x0a, 0x00}, {0x1d, 0x01, 0x02, 0x03, 0x04},
+	} {
+		for framing := range 3 {
+			f.Add(uint8(framing), seed)
+		}
+	}
+	const max = 1 << 10
+	f.Fuzz(func(t *testing.T, framing uint8, buf []byte) {
+		fr := []protocol.Framing{protocol.Raw, protocol.Len32, protocol.Varint}[framing%3]
+		n, prefix, skipped, err := splitReply(fr, buf, max)
+		msg, pn, perr := fr.SplitReply(buf, max)
+		var tooLarge *protocol.TooLargeError
+		if errors.As(perr, &tooLarge) {
+			return
+		}
+		if errors.Is(err, protocol.ErrIncomplete) != errors.Is(perr, protocol.ErrIncomplete) {
+			t.Fatalf("%v % x: harness %v, protocol %v", fr, buf, err, perr)
+		}
+		if err != nil || perr != nil {
+			return
+		}
+		if skipped+n != pn || n-prefix != len(msg) || !slices.Equal(buf[skipped+prefix:skipped+n], msg) {
+			t.Fatalf("%v % x: harness skipped %d, reply of %d (prefix %d); protocol %d in all, reply % x", fr, buf, skipped, n, prefix, pn, msg)
+		}
+	})
 }

@@ -122,6 +122,9 @@ func splitReply(f protocol.Framing, buf []byte, max int) (n, prefix, skipped int
 				return 0, 0, skipped, &errNotFrame{reason: fmt.Sprintf("byte %#02x is not a valid field tag (%v)", rest[0], perr)}
 			}
 		}
+		if num > protowire.MaxValidNumber { // ConsumeTag takes up to 2^31-1, MessageSet's bound
+			return 0, 0, skipped, &errNotFrame{reason: fmt.Sprintf("bytes % x are no valid field tag (field number %d is above %d)", rest[:tagLen], num, protowire.MaxValidNumber)}
+		}
 		var valLen int
 		switch typ {
 		case protowire.VarintType, protowire.Fixed32Type, protowire.Fixed64Type:
