@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"echoadd/protocol"
@@ -223,7 +222,7 @@ func (s *Server) Serve(l net.Listener) error {
 			if s.shuttingDown() {
 				return ErrServerClosed
 			}
-			if !temporary(err) {
+			if !eventloop.TemporaryAcceptError(err) {
 				return err
 			}
 			backoff = min(max(2*backoff, minAcceptBackoff), maxAcceptBackoff)
@@ -237,19 +236,6 @@ func (s *Server) Serve(l net.Listener) error {
 		outage.Accepted()
 		s.startConn(nc)
 	}
-}
-
-// temporary reports whether an accept error is a shortage that may pass
-// (EMFILE, ENFILE, ENOBUFS, ENOMEM) or a connection lost before it was
-// accepted, rather than a dead listener.
-func temporary(err error) bool {
-	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN} {
-		if errors.Is(err, errno) {
-			return true
-		}
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // wait sleeps for d, or until Shutdown or Close; it reports whether the full

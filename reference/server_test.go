@@ -1511,6 +1511,22 @@ func TestAcceptBackoff(t *testing.T) {
 	}
 }
 
+// TestAcceptErrorsThatPass: a listener's deadline and a connection lost
+// before accept are retried as a shortage is, on either engine, rather than
+// ending Serve.
+func TestAcceptErrorsThatPass(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	l := &fakeListener{errs: []error{
+		&net.OpError{Op: "accept", Net: "tcp", Err: os.ErrDeadlineExceeded},
+		&net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.ECONNABORTED)},
+		errFakeClosed,
+	}}
+	s := &Server{Engine: testEngine}
+	if err := s.Serve(l); !errors.Is(err, errFakeClosed) || len(l.calls) != 3 {
+		t.Fatalf("Serve = %v after %d Accept calls, want %v after 3", err, len(l.calls), errFakeClosed)
+	}
+}
+
 func TestShutdownDuringAcceptBackoff(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	l := &fakeListener{errs: []error{emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile(), emfile()}} // about 5 s of back-off

@@ -159,8 +159,7 @@ func (e *Engine) accept(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			var errno syscall.Errno
-			if errors.As(err, &errno) && temporary(errno) {
+			if TemporaryAcceptError(err) {
 				if backoff = e.pause(backoff, err, &outage); e.stopped() {
 					return ErrClosed
 				}
@@ -229,15 +228,6 @@ func takeFD(c net.Conn) (int, error) {
 	}
 	c.Close()
 	return nfd, nil
-}
-
-// temporary reports accept errors that pass: out of descriptors or memory.
-func temporary(err error) bool {
-	switch err {
-	case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
-		return true
-	}
-	return false
 }
 
 // pause waits before the next accept after a temporary error, doubling from

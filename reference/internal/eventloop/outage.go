@@ -3,9 +3,25 @@ package eventloop
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"syscall"
 	"time"
 )
+
+// TemporaryAcceptError reports whether an accept error is a shortage that
+// may pass (EMFILE, ENFILE, ENOBUFS, ENOMEM), a connection lost before it
+// was accepted, or a listener's deadline, rather than a dead listener: the
+// accepting goroutine waits (AcceptOutage) and tries again. Both engines
+// use it, so that one listener is served alike by either.
+func TemporaryAcceptError(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
 
 // AcceptOutage logs a run of failed accepts (out of file descriptors or
 // memory): a warning with advice at the first failure, each retry at debug
