@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"echoadd/bench"
 	"echoadd/protocol"
 	"echoadd/suite/harness"
@@ -32,7 +34,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("ECHOADD_BENCH_TEST_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 func self(t *testing.T) string {

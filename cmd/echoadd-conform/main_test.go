@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/onsi/gomega/gexec"
+	"go.uber.org/goleak"
 
 	"echoadd/suite/report"
 )
@@ -37,7 +38,16 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "building echoadd-conform:", err)
 		return 1
 	}
-	return m.Run()
+	return leakChecked(m.Run())
+}
+
+// leakChecked is m.Run's code, failed if a test left a goroutine running.
+func leakChecked(code int) int {
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintln(os.Stderr, "goroutines left running after the tests:", err)
+		return 1
+	}
+	return code
 }
 
 // quickFilter keeps the runs of these tests short: the self-test

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"echoadd/protocol"
 )
 
@@ -25,7 +27,7 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("HARNESS_HELPER"); mode != "" {
 		os.Exit(helper(mode, os.Args[len(os.Args)-1]))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 func helper(mode, port string) int {

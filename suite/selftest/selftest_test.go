@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/onsi/gomega/gexec"
+	"go.uber.org/goleak"
 
 	"echoadd/suite/report"
 )
@@ -42,7 +43,12 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "selftest: building faulty-server:", err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintln(os.Stderr, "selftest: goroutines left running after the tests:", err)
+		return 1
+	}
+	return code
 }
 
 // runResult is one run of the runner binary.
