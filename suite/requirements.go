@@ -4,25 +4,19 @@ import (
 	"fmt"
 
 	. "github.com/onsi/ginkgo/v2"
+
+	"echoadd/suite/report"
 )
 
-// levels is each requirement's level as PROTOCOL.md states it (a test
-// checks this copy against PROTOCOL.md), spelt as the labels spell it.
-var levels = map[string]string{
-	"EA-TRANS-1": "must",
-	"EA-FRAME-1": "must", "EA-FRAME-2": "must", "EA-FRAME-3": "should",
-	"EA-FRAME-4": "must", "EA-FRAME-5": "must", "EA-FRAME-6": "must",
-	"EA-MSG-1":  "must",
-	"EA-ECHO-1": "must", "EA-ECHO-2": "must", "EA-ECHO-3": "must",
-	"EA-ADD-1": "must", "EA-ADD-2": "must", "EA-ADD-3": "must",
-	"EA-CONN-1": "must", "EA-CONN-2": "must", "EA-CONN-3": "must",
-	"EA-CONN-4": "must", "EA-CONN-5": "should", "EA-CONN-6": "must",
-	"EA-ERR-1": "should", "EA-ERR-2": "should",
-	"EA-MAL-1": "must", "EA-MAL-2": "must", "EA-MAL-3": "should", "EA-MAL-4": "should", "EA-MAL-5": "should",
-	"EA-LIM-1": "must", "EA-LIM-2": "should", "EA-LIM-3": "should", "EA-LIM-4": "may", "EA-LIM-5": "may",
-	"EA-CONC-1": "must", "EA-CONC-2": "must", "EA-CONC-3": "must", "EA-CONC-4": "should",
-	"EA-STOP-1": "must", "EA-STOP-2": "must", "EA-STOP-3": "must", "EA-STOP-4": "must", "EA-STOP-5": "should",
-}
+// levels is each requirement's level, spelt as the labels spell it, from
+// report.Catalogue (generated from PROTOCOL.md, and tested to match it).
+var levels = func() map[string]string {
+	m := make(map[string]string, len(report.Catalogue))
+	for _, r := range report.Catalogue {
+		m[r.ID] = r.Level
+	}
+	return m
+}()
 
 // Section labels: one per spec file, after PROTOCOL.md's sections.
 const (
