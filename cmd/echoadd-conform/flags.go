@@ -264,7 +264,8 @@ Exit status:
   1    not conformant
   2    the target could not be tested: unreachable, server command failed, harness error
   3    usage error, or nothing judged: every selected spec skipped itself
-  130  interrupted (SIGINT): the report covers what ran; the stopped spec is no failure
+  130  interrupted (SIGINT; 143 for SIGTERM): the report covers what ran; the stopped spec
+       is no failure
 `
 
 // writeUsage writes the help text.

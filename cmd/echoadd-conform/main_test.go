@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -284,7 +285,7 @@ func TestFilterForAnotherFraming(t *testing.T) {
 // unchecked, so a run whose report has no interrupted spec is made again.
 func TestInterruptIsNoFailure(t *testing.T) {
 	for attempt := 1; ; attempt++ {
-		r := runInterrupted(t, time.Duration(attempt)*300*time.Millisecond)
+		r := runInterrupted(t, time.Duration(attempt)*300*time.Millisecond, os.Interrupt, report.ExitInterrupted)
 		if r.Verdict != report.Interrupted || len(r.HarnessErrors) > 0 {
 			t.Errorf("verdict %q, harness errors %q; want %s and none", r.Verdict, r.HarnessErrors, report.Interrupted)
 		}
@@ -303,10 +304,18 @@ func TestInterruptIsNoFailure(t *testing.T) {
 	}
 }
 
+// TestTerminatedExits143: SIGTERM (a cancelled CI job) interrupts as SIGINT
+// does, with the status a shell gives a program SIGTERM ended.
+func TestTerminatedExits143(t *testing.T) {
+	if r := runInterrupted(t, 300*time.Millisecond, syscall.SIGTERM, report.ExitTerminated); r.Verdict != report.Interrupted || r.ExitCode != report.ExitTerminated {
+		t.Errorf("verdict %q, exit code in the report %d; want %s, %d", r.Verdict, r.ExitCode, report.Interrupted, report.ExitTerminated)
+	}
+}
+
 // runInterrupted runs the runner against the bundled reference, sends it
-// SIGINT after Ginkgo has announced the specs and after, and returns its
-// report once it has exited 130.
-func runInterrupted(t *testing.T, after time.Duration) *report.Report {
+// sig after Ginkgo has announced the specs and after, and returns its
+// report once it has exited with status want.
+func runInterrupted(t *testing.T, after time.Duration, sig os.Signal, want int) *report.Report {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "r.json")
 	cmd := exec.Command(runnerBin, "--json-report", path)
@@ -326,7 +335,7 @@ func runInterrupted(t *testing.T, after time.Duration) *report.Report {
 		for sc.Scan() {
 			if strings.HasPrefix(sc.Text(), "Will run") {
 				time.Sleep(after)
-				cmd.Process.Signal(os.Interrupt)
+				cmd.Process.Signal(sig)
 				break
 			}
 		}
@@ -338,11 +347,11 @@ func runInterrupted(t *testing.T, after time.Duration) *report.Report {
 	case err = <-done:
 	case <-time.After(time.Minute):
 		cmd.Process.Kill()
-		t.Fatal("the runner did not stop within a minute of SIGINT")
+		t.Fatalf("the runner did not stop within a minute of %v", sig)
 	}
 	var exitErr *exec.ExitError
-	if !errors.As(err, &exitErr) || exitErr.ExitCode() != report.ExitInterrupted {
-		t.Fatalf("wait: %v; want exit %d", err, report.ExitInterrupted)
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != want {
+		t.Fatalf("wait: %v; want exit %d", err, want)
 	}
 	return readReport(t, path)
 }

@@ -6,12 +6,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/onsi/ginkgo/v2"
@@ -96,9 +98,15 @@ func (r *runner) run() int {
 	if err := r.preflight(); err != nil {
 		rep.AddHarnessError("%v", err)
 	} else {
+		// Ginkgo takes SIGINT and SIGTERM alike as an interrupt; this
+		// notes which came, for the exit status.
+		terminated := make(chan os.Signal, 1)
+		signal.Notify(terminated, syscall.SIGTERM)
+		defer signal.Stop(terminated)
 		var g types.Report
 		ginkgo.ReportAfterSuite("echoadd-conform report", func(gr ginkgo.Report) { g = gr })
 		ginkgo.RunSpecs(failRecorder{}, suiteDescription, sc, rc)
+		rep.Terminated = len(terminated) > 0
 		rep.AddGinkgo(g)
 		if r.opts.junitReport != "" {
 			if err := reporters.GenerateJUnitReport(g, r.opts.junitReport); err != nil {

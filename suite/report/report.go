@@ -22,6 +22,7 @@ const (
 	ExitHarnessError  = 2
 	ExitUsage         = 3
 	ExitInterrupted   = 130 // as a shell reports a program ended by SIGINT
+	ExitTerminated    = 143 // the same, for SIGTERM (a CI job cancelled)
 )
 
 // Overall verdicts.
@@ -69,6 +70,10 @@ type Report struct {
 	ServerOutput  string            `json:"server_output"`      // captured output of a started server (tail)
 
 	seen runNotes // what AddGinkgo saw; not part of the JSON
+
+	// Terminated says that the interrupt, if any, was SIGTERM, which the
+	// exit status tells apart from SIGINT. The runner sets it before Finish.
+	Terminated bool `json:"-"`
 }
 
 // runNotes are what AddGinkgo saw of the run: whether the suite ran, the
@@ -391,6 +396,9 @@ func (r *Report) Finish(finished time.Time, cat []Requirement) {
 	switch {
 	case r.seen.interrupted:
 		r.Verdict, r.ExitCode = Interrupted, ExitInterrupted
+		if r.Terminated {
+			r.ExitCode = ExitTerminated
+		}
 	case mustFailed || (r.Strict && otherFailed):
 		// A failure shown is a verdict, whatever else could not be
 		// judged: a CI that retries or ignores exit 2 must not let it by.
