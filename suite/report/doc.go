@@ -27,7 +27,7 @@
 //	2   HARNESS ERROR: target unreachable, server command failed, suite error
 //	3   usage error, decided by the runner before anything runs, or NOTHING
 //	    JUDGED: every selected spec skipped itself
-//	130 INTERRUPTED: SIGINT; the verdicts cover what ran before it
+//	130 INTERRUPTED: SIGINT (143: SIGTERM); the verdicts cover what ran before it
 //
 // # JSON schema (Schema = 1)
 //
