@@ -355,3 +355,26 @@ func runInterrupted(t *testing.T, after time.Duration, sig os.Signal, want int) 
 	}
 	return readReport(t, path)
 }
+
+// TestStackFilter: after an interrupt, the goroutine stacks of Ginkgo's
+// progress report are left out, up to its closing delimiter; before one,
+// and after the delimiter, everything passes.
+func TestStackFilter(t *testing.T) {
+	var out strings.Builder
+	f := &stackFilter{w: &out}
+	for _, w := range []string{
+		"•••", "\n  Spec Goroutine\n", // no interrupt yet: a spec timeout's report is kept
+		"  Interrupted by User\n", "    the spec (Spec Runtime: 51ms)\n",
+		"\n", "  Spec Goroutine\n", "  goroutine 581 [IO wait]\n", "  Other Goroutines\n",
+		"  ------------------------------", "\n", "SSS",
+	} {
+		if n, err := f.Write([]byte(w)); n != len(w) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", w, n, err)
+		}
+	}
+	want := "•••\n  Spec Goroutine\n  Interrupted by User\n    the spec (Spec Runtime: 51ms)\n\n" +
+		"\n  (goroutine stacks left out)\n  ------------------------------\nSSS"
+	if out.String() != want {
+		t.Errorf("got\n%q\nwant\n%q", out.String(), want)
+	}
+}

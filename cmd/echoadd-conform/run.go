@@ -79,7 +79,7 @@ func (r *runner) run() int {
 	}
 	gomega.RegisterFailHandler(ginkgo.Fail)
 	// Ginkgo's console reporter writes to these; point them at our writers.
-	formatter.ColorableStdOut = r.stdout
+	formatter.ColorableStdOut = &stackFilter{w: r.stdout}
 	formatter.ColorableStdErr = r.stderr
 	sc, rc := r.ginkgoConfig()
 
@@ -310,6 +310,43 @@ func useColor(o *options, stdout io.Writer) bool {
 type failRecorder struct{}
 
 func (failRecorder) Fail() {}
+
+// stackFilter passes Ginkgo's console output through, but for the
+// goroutine stacks in the progress report an interrupt prints: about 200
+// lines that read like a crash, where the user only pressed Ctrl-C. From
+// the first stack heading after "Interrupted by User" to the report's
+// closing delimiter it writes one line in their place. Ginkgo's reporter
+// writes a heading, and the delimiter, with one Write each, under its lock.
+type stackFilter struct {
+	w           io.Writer
+	interrupted bool // "Interrupted by User" was written
+	skipping    bool // within the stacks
+}
+
+// stackHeading starts the stacks; progressDelimiter ends the report.
+const (
+	stackHeading      = "Spec Goroutine"
+	progressDelimiter = "------------------------------"
+)
+
+func (f *stackFilter) Write(p []byte) (int, error) {
+	switch s := string(p); {
+	case f.skipping && strings.Contains(s, progressDelimiter):
+		f.skipping = false
+	case f.skipping:
+		return len(p), nil
+	case f.interrupted && strings.Contains(s, stackHeading):
+		f.skipping = true
+		_, err := io.WriteString(f.w, "\n  (goroutine stacks left out)\n")
+		return len(p), err
+	case strings.Contains(s, "Interrupted by User"):
+		f.interrupted = true
+	}
+	if _, err := f.w.Write(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
 
 // tailBuffer keeps the last serverOutputLimit bytes written to it; servers
 // write to it from their own goroutines.
