@@ -88,15 +88,11 @@ var _ = Describe("Concurrency", func() {
 				if err != nil {
 					return err
 				}
-				pause := s.w.pause
-				if rt := s.cfg.ReadTimeout; rt > 0 {
-					pause = min(pause, rt/time.Duration(2*len(b)))
-				}
 				var every []int
 				for j := 1; j < len(b); j++ {
 					every = append(every, j)
 				}
-				if err := slow[i].SendSplit(cut(b, every...), pause); err != nil {
+				if err := slow[i].SendSplit(cut(b, every...), s.piecePause(s.w.pause, len(b))); err != nil {
 					return err
 				}
 				if !reassembles {

@@ -105,7 +105,7 @@ var _ = Describe("Framing", func() {
 		content := pattern(100)
 		b, err := c.Frame(protocol.EchoRequest(content))
 		Expect(err).NotTo(HaveOccurred())
-		Expect(c.SendSplit(cut(b, 1, 3, len(b)/2), s.w.pause)).To(Conform())
+		s.sendInPieces(c, cut(b, 1, 3, len(b)/2), s.w.pause)
 		Expect(c.ExpectEcho(content)).To(Conform())
 
 		b, err = c.Frame(protocol.AddRequestOf(-7, 1000))
@@ -114,7 +114,7 @@ var _ = Describe("Framing", func() {
 		for i := 1; i < len(b); i++ {
 			every = append(every, i)
 		}
-		Expect(c.SendSplit(cut(b, every...), s.w.pause)).To(Conform())
+		s.sendInPieces(c, cut(b, every...), s.w.pause)
 		Expect(c.ExpectSum(-7, 1000, 993)).To(Conform())
 	})
 
@@ -125,7 +125,7 @@ var _ = Describe("Framing", func() {
 			b, err := c.Frame(m)
 			Expect(err).NotTo(HaveOccurred())
 			for k := 1; k < len(b); k++ {
-				Expect(c.SendSplit(cut(b, k), s.w.pause/4)).To(Conform())
+				s.sendInPieces(c, cut(b, k), s.w.pause/4)
 				expectAnswers(c, []*protocol.ClientMessage{m})
 			}
 		}
@@ -146,7 +146,7 @@ var _ = Describe("Framing", func() {
 		Expect(err).NotTo(HaveOccurred())
 		both, err := c.Frame(protocol.EchoRequest("first"), protocol.EchoRequest("second, cut in two"))
 		Expect(err).NotTo(HaveOccurred())
-		Expect(c.SendSplit(cut(both, len(first)+3), s.w.pause)).To(Conform())
+		s.sendInPieces(c, cut(both, len(first)+3), s.w.pause)
 		Expect(c.ExpectEcho("first")).To(Conform())
 		Expect(c.ExpectEcho("second, cut in two")).To(Conform())
 	})

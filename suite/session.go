@@ -412,6 +412,44 @@ func (s *session) start(port int) (*harness.Process, error) {
 }
 
 // mustStart is start, and a harness error if the server does not start.
+// undeclaredReadTimeout is the read timeout the suite assumes of a server
+// that declares none: sending a request in pieces stays within half of it.
+const undeclaredReadTimeout = time.Second
+
+// sendBudget is how long sending one request in pieces may take: half the
+// server's read timeout, so that the request is whole long before the
+// server may rightly give up on it (EA-LIM-3), whatever --timeout-scale.
+func (s *session) sendBudget() time.Duration {
+	if rt := s.cfg.ReadTimeout; rt > 0 {
+		return rt / 2
+	}
+	return undeclaredReadTimeout / 2
+}
+
+// piecePause is pause, shortened if need be so that the pauses between a
+// request's pieces add up to half sendBudget at most: the other half is
+// for the writes themselves and timers that fire late.
+func (s *session) piecePause(pause time.Duration, pieces int) time.Duration {
+	if pieces < 2 {
+		return pause
+	}
+	return min(pause, s.sendBudget()/time.Duration(2*(pieces-1)))
+}
+
+// sendInPieces sends parts, one request in pieces, with pauses between them
+// (piecePause). If the suite itself took longer than sendBudget to send
+// them (a loaded machine), the spec stops, not judged: the server's reply
+// to a request that long in coming proves nothing against it.
+func (s *session) sendInPieces(c *harness.Client, parts [][]byte, pause time.Duration) {
+	GinkgoHelper()
+	start := time.Now()
+	Expect(c.SendSplit(parts, s.piecePause(pause, len(parts)))).To(Conform())
+	if took, budget := time.Since(start), s.sendBudget(); took > budget {
+		Skip(notJudgedPrefix + fmt.Sprintf("the suite took %v to send a request in %d pieces, more than half the server's read timeout (%v): this machine is too loaded to judge it; run again on a quieter one",
+			took.Round(time.Millisecond), len(parts), 2*budget))
+	}
+}
+
 // Once the shared server has stopped answering or shown another framing,
 // a lifecycle spec skips like the others (skipIfStopped) if the fresh
 // server does not answer either: its own requirements would otherwise be

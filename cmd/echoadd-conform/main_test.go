@@ -257,6 +257,18 @@ func TestTarget(t *testing.T) {
 	}
 }
 
+// TestTimeoutScaleKeepsPiecesWithinTheReadTimeout: --timeout-scale, which
+// the README offers for slow machines, lengthens the suite's pauses but not
+// the server's read timeout; a request sent a byte at a time must still
+// arrive whole well within it (at scale 4 the bundled reference, whose read
+// timeout is 1 s, answered it with CODE_TIMEOUT and failed EA-FRAME-6).
+func TestTimeoutScaleKeepsPiecesWithinTheReadTimeout(t *testing.T) {
+	res := runBin(t, "--framing", "len32", "--timeout-scale", "8", "--focus", "arrives in pieces")
+	if res.code != 0 || !strings.Contains(res.stdout, "CONFORMANT: 1 PASS") {
+		t.Errorf("exit %d, want 0 and the spec passed\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+}
+
 func TestNoSpecSelectedIsUsageError(t *testing.T) {
 	res := runBin(t, "--label-filter", "EA-NOPE-1")
 	if res.code != 3 || !strings.Contains(res.stderr, "no spec selected") {
