@@ -122,7 +122,12 @@ var _ = Describe("Limits and timeouts", func() {
 		inUse := time.Now()
 		Expect(c.Echo("in use 0")).To(Conform())
 		for i := 1; i <= gaps; i++ {
-			expectOpen(s, c, s.w.idleGap, time.Now(), fmt.Sprintf("the connection open: a request every %v keeps it in use", s.w.idleGap.D))
+			since := time.Now()
+			expectOpen(s, c, s.w.idleGap, since, fmt.Sprintf("the connection open: a request every %v keeps it in use", s.w.idleGap.D))
+			if gap := time.Since(since); gap > cfg.IdleTimeout/2 {
+				Skip(notJudgedPrefix + fmt.Sprintf("the suite's gap between two requests grew to %v, meant to be %v: this machine is too loaded to judge an idle timeout of %v; run again on a quieter one",
+					gap.Round(time.Millisecond), s.w.idleGap.D, cfg.IdleTimeout))
+			}
 			Expect(c.Echo(fmt.Sprintf("in use %d", i))).To(Conform())
 		}
 		c.Note("in use for %v, open throughout", time.Since(inUse).Round(time.Millisecond))
@@ -179,9 +184,14 @@ var _ = Describe("Limits and timeouts", func() {
 func expectOpen(s *session, c *harness.Client, w harness.Window, since time.Time, want string) {
 	o, err := c.ExpectNoSuccess(w)
 	Expect(err).To(Conform())
-	switch {
+	switch idle := time.Since(since); {
+	case o.Closed != nil && idle > s.cfg.IdleTimeout/2:
+		// Every wait here ends by half the idle timeout; a close seen later
+		// may have come at the timeout, after the suite itself was held up.
+		Skip(notJudgedPrefix + fmt.Sprintf("the connection closed %v after the last reply, but the suite meant to act within %v of it: this machine is too loaded to tell an early close; run again on a quieter one",
+			idle.Round(time.Millisecond), s.cfg.IdleTimeout/2))
 	case o.Closed != nil:
-		s.fail(c, nil, fmt.Sprintf("the connection closed (%v) %v after the last reply", o.Closed, time.Since(since).Round(time.Millisecond)), want)
+		s.fail(c, nil, fmt.Sprintf("the connection closed (%v) %v after the last reply", o.Closed, idle.Round(time.Millisecond)), want)
 	case o.Reply != nil:
 		s.fail(c, nil, o.Reply.String()+" with no request waiting", want)
 	}
