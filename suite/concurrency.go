@@ -31,6 +31,7 @@ func ConcurrentClientsLabels() []string { return labels(sConcurrency, []string{"
 var _ = Describe("Concurrency", func() {
 	It("serves 100 clients at once, 50 requests each, each reply correct", req(sConcurrency, "EA-CONC-1"), specTimeout(), func(ctx SpecContext) {
 		s := begin(ctx)
+		s.crowd = true
 		clients := make([]*harness.Client, ConcurrentClients)
 		Expect(parallel(len(clients), func(i int) (err error) {
 			clients[i], err = s.tryShared()

@@ -52,6 +52,11 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}
 	cfg := Current()
 	w := cfg.windows()
+	// Latencies are measured here, at the client: the watch tells a late
+	// reply from one read late by a held-up harness (EA-CONN-6).
+	watching, stopWatching := context.WithCancel(context.Background())
+	watched := harness.WatchLag(watching)
+	DeferCleanup(func() { stopWatching(); watched() })
 	if cfg.Target != "" {
 		d := net.Dialer{Timeout: w.start}
 		c, err := d.DialContext(ctx, "tcp", cfg.Target)
@@ -100,6 +105,7 @@ type session struct {
 
 	mu      sync.Mutex // guards clients: concurrency specs dial from goroutines
 	clients []*harness.Client
+	crowd   bool // the spec's clients connect together (harness.Options.Crowd); set before they dial
 	// later is a failure on a requirement the spec does not check, seen
 	// on the way: reported when the spec's own checks have passed
 	// (reportLater), so that it does not leave them unjudged.
@@ -370,6 +376,7 @@ func (s *session) tryDial(addr string) (*harness.Client, error) {
 		DialTimeout:    s.w.closing.D * 5,
 		Name:           name,
 		Live:           s.cfg.Transcript,
+		Crowd:          s.crowd,
 	})
 	if err != nil {
 		if _, p := sharedTarget(); p != nil && addr == p.Addr {

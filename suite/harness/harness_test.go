@@ -391,11 +391,19 @@ func TestClientChecks(t *testing.T) {
 			}
 			return encode(protocol.EchoReply(r.GetEchoMessage().GetContent()))
 		})
-		// A connection's first reply comes with the hint about a full
-		// listen backlog, a later one without.
-		f := failureOf(t, dial(t, fakeServer(t, slow)).Echo("late"))
+		// A crowd's first reply comes with the hint about a full listen
+		// backlog; a lone client's, and a later one, without.
+		crowd, err := Dial(context.Background(), fakeServer(t, slow), Options{Latency: 200 * time.Millisecond, Crowd: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer crowd.Close()
+		f := failureOf(t, crowd.Echo("late"))
 		if f.IDs[0] != "EA-CONN-6" || !strings.Contains(f.Reason(), "listen backlog") {
-			t.Fatalf("first reply: got %v, want EA-CONN-6 with the backlog hint", f)
+			t.Fatalf("first reply of a crowd: got %v, want EA-CONN-6 with the backlog hint", f)
+		}
+		if f := failureOf(t, dial(t, fakeServer(t, slow)).Echo("late")); f.IDs[0] != "EA-CONN-6" || strings.Contains(f.Reason(), "listen backlog") {
+			t.Fatalf("first reply of a lone client: got %v, want EA-CONN-6 without the backlog hint", f)
 		}
 		c := dial(t, fakeServer(t, slow))
 		if err := c.Echo("on time"); err != nil {
