@@ -3,6 +3,7 @@ package suite
 import (
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -52,13 +53,18 @@ var _ = Describe("Echo", func() {
 		sizeEntries,
 	)
 
-	It("answers 1,000 sequential echoes of random content on one connection, and nothing more", req(sEcho, "EA-ECHO-1", "EA-CONN-3", "EA-CONN-1"), specTimeout(), func(ctx SpecContext) {
+	// Up to 1,000: a server within the 1 s bound but slow (40 ms a reply)
+	// would run the spec out of its time budget, a harness error, so the
+	// echoes stop at half the budget, after 100 at least.
+	It("answers up to 1,000 sequential echoes of random content on one connection, and nothing more", req(sEcho, "EA-ECHO-1", "EA-CONN-3", "EA-CONN-1"), specTimeout(), func(ctx SpecContext) {
 		s := begin(ctx)
 		c := s.dial()
 		rng := rand.New(rand.NewPCG(uint64(GinkgoRandomSeed()), 1000))
-		for range 1000 {
+		start, n := time.Now(), 0
+		for ; n < 1000 && (n < 100 || time.Since(start) < s.w.spec/2); n++ {
 			Expect(c.Echo(randomText(rng, rng.IntN(200)))).To(Conform())
 		}
+		c.Note("%d echoes in %v", n, time.Since(start).Round(time.Millisecond))
 		Expect(c.ExpectSilence(s.w.quiet)).To(Conform())
 	})
 })
