@@ -125,6 +125,7 @@ func (c Config) scaled(d time.Duration) time.Duration {
 type windows struct {
 	latency   harness.Window // EA-CONN-6: every reply within 1 s of its request
 	quiet     harness.Window // nothing more arrives after a reply (EA-CONN-1)
+	unasked   harness.Window // nothing arrives on a connection left idle: no keep-alive, no late duplicate (EA-CONN-1)
 	noReply   harness.Window // malformed input: silence within it is an accepted outcome
 	afterErr  harness.Window // after the expected Error replies: nothing more, or a close
 	closing   harness.Window // a close that is due now arrives within it
@@ -149,6 +150,7 @@ func (c Config) windows() windows {
 	return windows{
 		latency:   harness.Window{Name: "EA-CONN-6 latency", D: s(time.Second)},
 		quiet:     harness.Window{Name: "quiet", D: s(50 * time.Millisecond)},
+		unasked:   harness.Window{Name: "unasked", D: s(time.Second)},
 		noReply:   harness.Window{Name: "no-reply", D: s(300 * time.Millisecond)},
 		afterErr:  harness.Window{Name: "after-error", D: s(100 * time.Millisecond)},
 		closing:   harness.Window{Name: "close", D: s(time.Second)},
