@@ -418,7 +418,6 @@ func (s *session) start(port int) (*harness.Process, error) {
 	return p, nil
 }
 
-// mustStart is start, and a harness error if the server does not start.
 // undeclaredReadTimeout is the read timeout the suite assumes of a server
 // that declares none: sending a request in pieces stays within half of it.
 const undeclaredReadTimeout = time.Second
@@ -457,6 +456,7 @@ func (s *session) sendInPieces(c *harness.Client, parts [][]byte, pause time.Dur
 	}
 }
 
+// mustStart is start, and a harness error if the server does not start.
 // Once the shared server has stopped answering or shown another framing,
 // a lifecycle spec skips like the others (skipIfStopped) if the fresh
 // server does not answer either: its own requirements would otherwise be

@@ -7,7 +7,7 @@ import (
 )
 
 // The suite measures each reply's latency at the client (EA-CONN-6): from
-// the request sent whole to the reply's first byte read. On a loaded
+// the request sent whole to the reply read whole. On a loaded
 // machine, or under the race detector, the harness itself may run late,
 // and read a reply long after it came. WatchLag measures that: a goroutine
 // sleeps in short steps and records how much later than asked it woke up,
