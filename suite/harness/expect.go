@@ -470,13 +470,19 @@ func (c *Client) checkLatency(r *Reply) error {
 }
 
 // late is EA-CONN-6's failure for r, read l after its request, beyond the
-// bound; unless the harness itself was held up meanwhile (HeldUp) for as
-// long as the excess, on a loaded machine: the reply may have come in time
-// and been read late, which the transcript notes instead.
+// bound; unless the harness had been held up, until just before it read r,
+// for as long as the excess (HeldUpUntil), on a loaded machine: the reply
+// may have come in time and been read late, which the transcript notes
+// instead. A reply is judged once: expectReply's late path and its
+// caller's checkLatency both come here.
 func (c *Client) late(r *Reply, l time.Duration) error {
+	if r.latencyJudged {
+		return nil
+	}
+	r.latencyJudged = true
 	bound := c.opts.Latency
-	if held := HeldUp(r.Sent, r.Last); l-held <= bound {
-		c.tr.note("%s read %v after its request, but the suite itself was held up %v meanwhile: not counted against EA-CONN-6", r, l.Round(time.Millisecond), held.Round(time.Millisecond))
+	if held := HeldUpUntil(r.First); held > 0 && l-held <= bound {
+		c.tr.note("%s read %v after its request, just after the suite itself had been held up %v: not counted against EA-CONN-6", r, l.Round(time.Millisecond), held.Round(time.Millisecond))
 		return nil
 	}
 	return c.fail([]string{"EA-CONN-6"}, fmt.Sprintf("%s %v after its request%s", r, over(l, bound), c.firstReplyHint(r)), "a reply within "+bound.String())

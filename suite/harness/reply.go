@@ -31,7 +31,9 @@ type Reply struct {
 
 	repeats int      // the index of an earlier reply with the same bytes, or 0
 	request *request // the request it answers, if the client knows
-	unasked bool     // it arrived whole when the replies outnumbered the frames sent
+
+	latencyJudged bool // held to EA-CONN-6 already (Client.late)
+	unasked       bool // it arrived whole when the replies outnumbered the frames sent
 }
 
 // SeveralMembers reports whether the reply sets more than one oneof member
