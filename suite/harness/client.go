@@ -62,6 +62,10 @@ type Client struct {
 	replies  int       // replies returned so far
 	early    []byte    // raw fields skipped before the first reply (see next)
 	scratch  []byte
+	stamped  *stampedConn // reads with the kernel's receive times, if it gives them
+	// lastWrite is when the last write returned: the times sent requests
+	// are tracked by, which a kernel receive time may precede (below).
+	lastWrite time.Time
 
 	// Writing side: the client splits what it sends, so that each reply's
 	// latency is measured from when its request was sent whole.
@@ -114,6 +118,7 @@ func Dial(ctx context.Context, addr string, o Options) (*Client, error) {
 	}
 	c := &Client{
 		conn:     nc.(*net.TCPConn),
+		stamped:  stampConn(nc.(*net.TCPConn)),
 		opts:     o,
 		ctx:      ctx,
 		tr:       newTranscript(fmt.Sprintf("%s %s→%s (%s)", o.Name, nc.LocalAddr(), addr, o.Framing), o.Name, o.Live),
@@ -258,6 +263,7 @@ func (c *Client) write(b []byte) error {
 	}
 	err := (protocol.IllegalWriter{W: c.conn}).WriteBytes(b)
 	now := time.Now()
+	c.lastWrite = now
 	c.tr.add(now, Sent, b, c.track(now, b))
 	if err == nil {
 		return nil
@@ -386,8 +392,7 @@ func (c *Client) next(deadline time.Time) outcome {
 		if err := c.conn.SetReadDeadline(deadline); err != nil {
 			return outcome{abort: err}
 		}
-		n, err := c.conn.Read(c.scratch)
-		now := time.Now()
+		n, now, err := c.read(c.scratch)
 		if n > 0 {
 			c.rbuf = append(c.rbuf, c.scratch[:n]...)
 			c.arrivals = append(c.arrivals, arrival{end: len(c.rbuf), at: now})
@@ -420,6 +425,27 @@ func (c *Client) next(deadline time.Time) outcome {
 			c.tr.note("connection ended: %v", err)
 		}
 	}
+}
+
+// read reads into b, and says when the bytes arrived: the kernel's time
+// with stamped, else the time the read returned.
+//
+// A reply can reach the socket before the write of its request has
+// returned and been timed, so a kernel time is taken no earlier than that:
+// requests are tracked by when their write returned, and a reply that
+// seemed to come before its request would answer nothing. Only a reply to
+// an earlier request, which came during a later write, is timed later by
+// that write's duration.
+func (c *Client) read(b []byte) (int, time.Time, error) {
+	if c.stamped == nil {
+		n, err := c.conn.Read(b)
+		return n, time.Now(), err
+	}
+	n, at, err := c.stamped.read(b)
+	if at.Before(c.lastWrite) {
+		at = c.lastWrite
+	}
+	return n, at, err
 }
 
 // lastLook is how long next's last read waits for bytes already there.

@@ -48,6 +48,7 @@ func TestLateReplyReadByAHeldUpHarness(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
+			c.stamped = nil // as where the kernel gives no receive times
 			r := &Reply{Index: 1, Msg: protocol.EchoReply("x"), Sent: t0, First: read, Last: read}
 			err = c.late(r, r.Latency())
 			switch {
@@ -93,5 +94,34 @@ func TestWatchLag(t *testing.T) {
 	}
 	if held := HeldUpUntil(end.Add(time.Hour)); held != 0 {
 		t.Errorf("HeldUpUntil an hour on = %v, want 0", held)
+	}
+}
+
+// TestLatencyIsTheKernels: a reply that came at once but was read 300 ms
+// later, the harness busy meanwhile, is on time by the kernel's receive
+// time; timed by the read, it would fail a 200 ms bound.
+func TestLatencyIsTheKernels(t *testing.T) {
+	echo := replyWith(func(r *protocol.ClientMessage) []byte {
+		return encode(protocol.EchoReply(r.GetEchoMessage().GetContent()))
+	})
+	for _, stamped := range []bool{true, false} {
+		c := dial(t, fakeServer(t, echo))
+		if c.stamped == nil {
+			t.Skip("no receive timestamps on this system")
+		}
+		if !stamped {
+			c.stamped = nil
+		}
+		if err := c.Send(protocol.EchoRequest("at once")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond) // the harness held up: the reply waits in the socket
+		err := c.ExpectEcho("at once")
+		if stamped && err != nil {
+			t.Errorf("kernel time: got %v, want the reply on time", err)
+		}
+		if !stamped && (err == nil || failureOf(t, err).IDs[0] != "EA-CONN-6") {
+			t.Errorf("read time: got %v, want EA-CONN-6", err)
+		}
 	}
 }
