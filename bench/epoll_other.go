@@ -12,7 +12,9 @@ const epollSupported = false
 
 type epollDriver struct{}
 
-type epollConn struct{}
+// epollConn has the field the portable code reads (a closed connection
+// has fd -1); the driver never runs here.
+type epollConn struct{ fd int }
 
 func newEpollDriver([]*worker) (*epollDriver, error) { return nil, errors.ErrUnsupported }
 

@@ -100,5 +100,5 @@ func RaiseOpenFileLimit() (uint64, error) {
 			return 0, err
 		}
 	}
-	return lim.Cur, nil
+	return uint64(lim.Cur), nil // int64 on some BSDs
 }

@@ -84,7 +84,12 @@ func listenNoAccept(t *testing.T, backlog int) string {
 	t.Helper()
 	for range 50 {
 		port := testPortMin + rand.IntN(testPortMax-testPortMin+1)
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		syscall.ForkLock.RLock() // SOCK_CLOEXEC is Linux's: no exec between these two
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+		if err == nil {
+			syscall.CloseOnExec(fd)
+		}
+		syscall.ForkLock.RUnlock()
 		if err != nil {
 			t.Fatal(err)
 		}
