@@ -468,20 +468,24 @@ func (c *Client) checkLatency(r *Reply) error {
 	return nil
 }
 
-// late is EA-CONN-6's failure for r, read l after its request, beyond the
-// bound; unless the harness had been held up, until just before it read r,
-// for as long as the excess (HeldUpUntil), on a loaded machine: the reply
-// may have come in time and been read late, which the transcript notes
-// instead. A reply is judged once: expectReply's late path and its
-// caller's checkLatency both come here.
+// late is EA-CONN-6's failure for r, l after its request, beyond the
+// bound; unless the harness had been held up, until just before r's first
+// or last bytes were timed, for as long as the excess (HeldUpUntil), on a
+// loaded machine, which the transcript notes instead. Timed when read, the
+// reply may have come during the hold; timed by the kernel, a reply larger
+// than the socket's receive buffer has its last bytes held back by TCP's
+// flow control until the harness reads again. A reply the kernel timed
+// inside a hold, not at its end, is judged by that time. A reply is judged
+// once: expectReply's late path and its caller's checkLatency both come
+// here.
 func (c *Client) late(r *Reply, l time.Duration) error {
 	if r.latencyJudged {
 		return nil
 	}
 	r.latencyJudged = true
 	bound := c.opts.Latency
-	if held := HeldUpUntil(r.First); c.stamped == nil && held > 0 && l-held <= bound { // the kernel's time needs no excuse
-		c.tr.note("%s read %v after its request, just after the suite itself had been held up %v: not counted against EA-CONN-6", r, l.Round(time.Millisecond), held.Round(time.Millisecond))
+	if held := max(HeldUpUntil(r.First), HeldUpUntil(r.Last)); held > 0 && l-held <= bound {
+		c.tr.note("%s %v after its request, just after the suite itself had been held up %v: not counted against EA-CONN-6", r, l.Round(time.Millisecond), held.Round(time.Millisecond))
 		return nil
 	}
 	return c.fail([]string{"EA-CONN-6"}, fmt.Sprintf("%s %v after its request%s", r, over(l, bound), c.firstReplyHint(r)), "a reply within "+bound.String())

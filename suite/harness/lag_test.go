@@ -30,15 +30,20 @@ func TestLateReplyReadByAHeldUpHarness(t *testing.T) {
 	silent := fakeServer(t, func(net.Conn) {})
 	t0 := time.Now()
 	read := t0.Add(1300 * time.Millisecond)
+	hold700 := lagSample{from: read.Add(-710 * time.Millisecond), to: read.Add(-5 * time.Millisecond), late: 700 * time.Millisecond}
 	for _, tt := range []struct {
 		name    string
 		hold    lagSample
+		first   time.Time // the reply's first bytes; its last come at read
 		excused bool
 	}{
-		{"a 700 ms hold that ended as it read", lagSample{from: read.Add(-710 * time.Millisecond), to: read.Add(-5 * time.Millisecond), late: 700 * time.Millisecond}, true},
-		{"a 700 ms hold that ended 500 ms before", lagSample{from: t0.Add(100 * time.Millisecond), to: t0.Add(800 * time.Millisecond), late: 700 * time.Millisecond}, false},
-		{"a 100 ms hold that ended as it read", lagSample{from: read.Add(-110 * time.Millisecond), to: read.Add(-5 * time.Millisecond), late: 100 * time.Millisecond}, false},
-		{"no hold", lagSample{}, false},
+		{"a 700 ms hold that ended as it read", hold700, read, true},
+		{"a 700 ms hold that ended 500 ms before", lagSample{from: t0.Add(100 * time.Millisecond), to: t0.Add(800 * time.Millisecond), late: 700 * time.Millisecond}, read, false},
+		{"a 100 ms hold that ended as it read", lagSample{from: read.Add(-110 * time.Millisecond), to: read.Add(-5 * time.Millisecond), late: 100 * time.Millisecond}, read, false},
+		{"no hold", lagSample{}, read, false},
+		// Timed by the kernel: a large reply's first bytes came before the
+		// hold, its last (held back by flow control) as it ended.
+		{"a large reply's last bytes as a 700 ms hold ended", hold700, t0.Add(200 * time.Millisecond), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			forgetLagsNow()
@@ -49,7 +54,7 @@ func TestLateReplyReadByAHeldUpHarness(t *testing.T) {
 			}
 			defer c.Close()
 			c.stamped = nil // as where the kernel gives no receive times
-			r := &Reply{Index: 1, Msg: protocol.EchoReply("x"), Sent: t0, First: read, Last: read}
+			r := &Reply{Index: 1, Msg: protocol.EchoReply("x"), Sent: t0, First: tt.first, Last: read}
 			err = c.late(r, r.Latency())
 			switch {
 			case tt.excused && err != nil:
@@ -63,6 +68,21 @@ func TestLateReplyReadByAHeldUpHarness(t *testing.T) {
 				t.Errorf("judged twice: %v\n%s", again, c.Transcript())
 			}
 		})
+	}
+}
+
+// TestKernelTimeInsideAHold: a reply the kernel timed 1.3 s after its
+// request, in the middle of a 1 s hold of the harness that ended 300 ms
+// later, came late whatever the hold: it is not excused.
+func TestKernelTimeInsideAHold(t *testing.T) {
+	forgetLags(t)
+	c := dial(t, fakeServer(t, func(net.Conn) {}))
+	t0 := time.Now()
+	arrived := t0.Add(1300 * time.Millisecond)
+	noteLag(lagSample{from: t0.Add(600 * time.Millisecond), to: arrived.Add(300 * time.Millisecond), late: time.Second})
+	r := &Reply{Index: 1, Msg: protocol.EchoReply("x"), Sent: t0, First: arrived, Last: arrived}
+	if err := c.late(r, r.Latency()); err == nil || failureOf(t, err).IDs[0] != "EA-CONN-6" {
+		t.Errorf("got %v, want EA-CONN-6", err)
 	}
 }
 

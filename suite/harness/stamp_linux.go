@@ -39,8 +39,12 @@ func (s *stampedConn) read(b []byte) (int, time.Time, error) {
 	var n, oobn int
 	var rerr error
 	err := s.raw.Read(func(fd uintptr) bool {
-		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), b, s.oob, 0)
-		return rerr != unix.EAGAIN
+		for {
+			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), b, s.oob, 0)
+			if rerr != unix.EINTR {
+				return rerr != unix.EAGAIN
+			}
+		}
 	})
 	now := time.Now()
 	switch {
