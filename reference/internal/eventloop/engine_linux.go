@@ -659,9 +659,10 @@ func (l *loop) install(c *Conn) {
 
 // onEvent handles one event, and sets l.again unless c is left either
 // closed or not ready until its next wake-up callback: a write that was
-// partial is followed by one when the socket is writable, a full one by
-// epoll_ctl(MOD), which signals a descriptor already ready as a callback
-// would. Only TCP sockets are trusted this far.
+// partial is followed by one when the socket is writable. A full one
+// re-registers the socket for input, which epoll_ctl(MOD) signals only when
+// the socket is not on epoll's ready list already, so flush sets l.again.
+// Only TCP sockets are trusted this far.
 func (l *loop) onEvent(c *Conn, events uint32) {
 	l.sole = c
 	if len(c.out) > 0 {
@@ -1019,6 +1020,11 @@ func (l *loop) flush(c *Conn) {
 		if l.interest(c, readEvents); c.state != stateOpen {
 			return
 		}
+		// The socket may hold input: epoll_ctl signals that only if epoll
+		// had not listed it as ready already, and it has, level-triggered,
+		// since the round that reported it writable. Look again before
+		// parking.
+		l.again = true
 		if len(c.in) > 0 {
 			l.process(c, c.in, true) // whole requests may be left
 		} else {
@@ -1243,6 +1249,7 @@ func (l *loop) resume(r resumed) {
 	if c.state != stateOpen {
 		return
 	}
+	l.again = true // as in flush: the socket may hold input epoll_ctl does not signal
 	if len(c.in) > 0 {
 		l.process(c, c.in, true)
 	}

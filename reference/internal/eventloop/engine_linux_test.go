@@ -969,3 +969,44 @@ func openFDs(t *testing.T) int {
 	}
 	return len(fds)
 }
+
+// Replies the client leaves unread block the connection's output; while
+// they do, the loop reads no more of its input. When the client then takes
+// them, the rest of the input must be read. The readiness that says so
+// comes from re-registering the socket for input, which signals nothing
+// when epoll still lists the socket as ready from the round that reported
+// it writable: a loop that parked on that signal left 2 MB of requests
+// unread until another connection woke it (found by echoadd-bench with
+// --pipeline 1024 --payload 64KiB on 4 connections).
+func TestInputReadAfterBlockedRepliesDrain(t *testing.T) {
+	const requests, size = 120, 60 << 10
+	s := start(t, protocol.Len32, eventloop.Config{Loops: 1})
+	idle := dial(t, s.addr, protocol.Len32) // a second connection: the loop waits in epoll, not on the one
+	idle.write(idle.frame(protocol.EchoRequest("x")))
+	idle.expectEcho("x")
+	c := dial(t, s.addr, protocol.Len32)
+	content := strings.Repeat("p", size)
+	var all []byte
+	for range requests {
+		all, _ = c.f.AppendMessage(all, protocol.EchoRequest(content))
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.nc.Write(all)
+		wrote <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the replies fill both sockets' buffers
+	for i := range requests {
+		c.nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+		msg, err := c.dec.Next()
+		if err != nil {
+			t.Fatalf("reply %d of %d: %v", i+1, requests, err)
+		}
+		if m, err := protocol.DecodeReply(msg); err != nil || len(m.GetEchoMessage().GetContent()) != size {
+			t.Fatalf("reply %d: %v", i+1, err)
+		}
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+}
