@@ -52,6 +52,12 @@ func serveComparator(addr, framing string) int {
 		return 1
 	}
 	s := &comparator.Server{Framing: f}
+	if after, err := time.ParseDuration(os.Getenv("BENCH_TEST_CRASH_AFTER")); err == nil {
+		time.AfterFunc(after, func() {
+			fmt.Fprintln(os.Stderr, "test server: crashing on purpose")
+			os.Exit(3)
+		})
+	}
 	if os.Getenv("BENCH_TEST_IGNORE_TERM") != "" {
 		signal.Ignore(syscall.SIGTERM)
 	} else {
@@ -412,6 +418,9 @@ func TestFragmentedRepliesAndLargeBatches(t *testing.T) {
 // first counted as invalid (each is the stale copy of the one before),
 // with both drivers, and a run whose connections end at different times
 // still ends when the last does.
+// A reply nobody asked for (here every reply is sent twice, in one write)
+// is caught whatever the content: after it no reply can be matched to its
+// request, so the connection ends there.
 func TestRepliesNobodyAskedFor(t *testing.T) {
 	twice := serve(t, func(c net.Conn) {
 		defer c.Close()
@@ -428,14 +437,56 @@ func TestRepliesNobodyAskedFor(t *testing.T) {
 		}
 	})
 	forEachDriver(t, "", func(t *testing.T, d Driver) {
-		res, err := Run(context.Background(), Target{Addr: twice}, Load{
-			Framing: protocol.Len32, Conns: 3, Requests: 20, Mix: Mix{Echo: 1}, Payload: 16, Driver: d, Timeout: 10 * time.Second,
-		})
-		if err != nil {
-			t.Fatal(err)
+		for _, payload := range []int{0, 16} {
+			res, err := Run(context.Background(), Target{Addr: twice}, Load{
+				Framing: protocol.Len32, Conns: 3, Requests: 20, Mix: Mix{Echo: 1}, Payload: payload, Driver: d, Timeout: 10 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Errors.Invalid != 3 || res.Errors.Connection != 0 || res.Requests != 6 || !strings.Contains(res.Errors.Examples[0], "nobody asked for") {
+				t.Fatalf("payload %d: got %d requests, errors %+v; want per connection one valid reply, then one invalid, nobody asked for", payload, res.Requests, res.Errors)
+			}
 		}
-		if res.Errors.Invalid != 3*19 || res.Errors.Connection != 0 || res.Requests != 3*20 {
-			t.Fatalf("got %d requests, errors %+v; want 60 requests, 57 invalid", res.Requests, res.Errors)
+	})
+}
+
+// A server that answers each request with the reply to the one before (a
+// stale buffer, or every reply sent twice in writes of their own, which the
+// client may read one at a time) is caught by the content, however short:
+// each echo differs from the one before from its first byte on.
+func TestStaleRepliesCaughtWithShortContent(t *testing.T) {
+	stale := serve(t, func(c net.Conn) {
+		defer c.Close()
+		dec := protocol.NewDecoder(c, protocol.Raw, 0)
+		var last string
+		for i := 0; ; i++ {
+			req, err := dec.DecodeRequest()
+			if err != nil {
+				return
+			}
+			content := req.GetEchoMessage().GetContent()
+			if i == 0 {
+				last = content
+			}
+			out, _ := protocol.Raw.AppendMessage(nil, protocol.EchoReply(last))
+			last = content
+			if _, err := c.Write(out); err != nil {
+				return
+			}
+		}
+	})
+	forEachDriver(t, "", func(t *testing.T, d Driver) {
+		for _, payload := range []int{1, 8, 15} {
+			res, err := Run(context.Background(), Target{Addr: stale}, Load{
+				Framing: protocol.Raw, Conns: 2, Requests: 20, Mix: Mix{Echo: 1}, Payload: payload, Driver: d, Timeout: 10 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Errors.Invalid != 2*19 || res.Requests != 40 {
+				t.Errorf("payload %d: got %d requests, errors %+v; want 40, every reply but the first invalid", payload, res.Requests, res.Errors)
+			}
 		}
 	})
 }
@@ -613,7 +664,7 @@ func TestReportJSONShape(t *testing.T) {
 		return k
 	}
 	want := map[string][]string{
-		"top":     {"comparator", "machine", "rows", "server"},
+		"top":     {"comparator", "interrupted", "machine", "rows", "server"},
 		"machine": {"bench", "cpu_model", "cpus", "go", "shared"},
 		"row":     {"comparator", "name", "ratio", "target"},
 		"result":  {"conns", "driver", "elapsed_s", "errors", "framing", "latency_us", "mix", "payload_bytes", "pipeline", "requests", "server_cpu", "target", "throughput_rps"},
@@ -1038,4 +1089,78 @@ func TestRefusedConnectionsCountedOnce(t *testing.T) {
 			t.Errorf("errors %+v, hints %q: want one connection error per refused connection (and the new client), no invalid reply, and a hint with their count", res.Errors, res.Hints)
 		}
 	})
+}
+
+// A server that crashes during the run is a fault of the server: its
+// connections' failures are counted, the report says how it ended, and no
+// CPU figure is made up. It had been an error that left no report.
+func TestServerCrashDuringTheRun(t *testing.T) {
+	for _, warmup := range []time.Duration{0, 400 * time.Millisecond} {
+		p, err := StartServer(context.Background(), "BENCH_TEST_CRASH_AFTER=200ms "+childCommand(t), "raw", nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Run(context.Background(), p.Target(), Load{Framing: protocol.Raw, Conns: 2, Duration: 600 * time.Millisecond, Warmup: warmup, Mix: Mix{Echo: 1}, Payload: 16, Timeout: time.Second})
+		if err != nil {
+			t.Fatalf("warm-up %v: %v", warmup, err)
+		}
+		hints := strings.Join(res.Hints, "\n")
+		if res.Errors.Connection == 0 || res.ServerCPU != nil || !strings.Contains(res.CPUNotMeasured, "the server exited") ||
+			!strings.Contains(hints, "exit status 3") || !strings.Contains(hints, "crashing on purpose") {
+			t.Errorf("warm-up %v: errors %+v, cpu %+v (%q), hints %q: want connection errors, no CPU figure, and the exit with its output", warmup, res.Errors, res.ServerCPU, res.CPUNotMeasured, res.Hints)
+		}
+		if err := p.Stop(0); err == nil || !strings.Contains(err.Error(), "already exited") {
+			t.Errorf("Stop: %v", err)
+		}
+	}
+}
+
+// A server that replies Error CODE_OVERLOADED and closes is one refused
+// connection each, with either driver: the close, and a write after it,
+// are the refusal's.
+func TestRefusalAndItsCloseCountOnce(t *testing.T) {
+	refuse := serve(t, func(c net.Conn) {
+		defer c.Close()
+		if _, err := protocol.NewDecoder(c, protocol.Raw, 0).DecodeRequest(); err != nil {
+			return
+		}
+		out, _ := protocol.Raw.AppendMessage(nil, protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, "too many connections"))
+		c.Write(out)
+		c.(*net.TCPConn).SetLinger(0) // a reset: the client's next write fails at once
+	})
+	forEachDriver(t, "", func(t *testing.T, d Driver) {
+		res, err := Run(context.Background(), Target{Addr: refuse}, Load{Framing: protocol.Raw, Conns: 8, Requests: 5, Mix: Mix{Echo: 1}, Payload: 16, Driver: d, Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Errors.Connection != 8 || res.Errors.Invalid != 0 {
+			t.Errorf("errors %+v: want 8 connection errors, one per refused connection", res.Errors)
+		}
+	})
+}
+
+// Replies read in the wrong framing that decode to an empty message (len32
+// read as varint: the prefix's first byte, 0, is a zero-length message) get
+// the framing hint too.
+func TestFramingHintForRepliesThatDecodeEmpty(t *testing.T) {
+	addr := serveInProcess(t, &reference.Server{Framing: protocol.Len32})
+	res, err := Run(context.Background(), Target{Addr: addr}, Load{Framing: protocol.Varint, Conns: 2, Requests: 3, Mix: Mix{Echo: 1}, Payload: 16, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hints := strings.Join(res.Hints, "\n"); !strings.Contains(hints, "--framing len32") {
+		t.Errorf("errors %+v, hints %q: want a hint naming len32", res.Errors, res.Hints)
+	}
+}
+
+// A wrong echo longer than the example's quote shows where it differs.
+func TestCheckReplyShowsWhereALongEchoDiffers(t *testing.T) {
+	want := []byte(strings.Repeat("abcdefghij", 10))
+	got := slices.Clone(want)
+	got[57] = 'X'
+	body, _ := protocol.Raw.AppendMessage(nil, protocol.EchoReply(string(got)))
+	err := checkReply(body, expectation{content: want})
+	if err == nil || !strings.Contains(err.Error(), "first difference at byte 57") || !strings.Contains(err.Error(), `from byte 49: "jabcdefgXij`) {
+		t.Errorf("got %v; want the bytes around byte 57 of each", err)
+	}
 }

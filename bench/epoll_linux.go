@@ -37,10 +37,11 @@ type epollConn struct {
 	fd      int    // -1: closed after a failure
 	pending []byte // the rest of a batch the socket did not take yet
 	t0      time.Time
-	got     int    // replies of the batch received
-	sent    int    // requests sent in this phase
-	busy    bool   // a batch is in flight
-	events  uint32 // registered: EPOLLIN; with EPOLLOUT while the socket refuses part of a batch; none between phases after stray input
+	moved   time.Time // the batch's last progress: a request written or a reply received
+	got     int       // replies of the batch received
+	sent    int       // requests sent in this phase
+	busy    bool      // a batch is in flight
+	events  uint32    // registered: EPOLLIN; with EPOLLOUT while the socket refuses part of a batch; none between phases after stray input
 }
 
 var errWouldBlock = errors.New("would block")
@@ -192,14 +193,22 @@ func (d *epollDriver) run(load *Load, stop *atomic.Bool, deadline time.Time, lim
 				busy--
 				continue
 			}
-			if w.ep.got == w.batch && w.ep.pending == nil && !d.next(w, stop, deadline, limit) {
+			if w.ep.got < w.batch || w.ep.pending != nil {
+				continue
+			}
+			if w.refused || w.surplus(measured) {
+				d.drop(w)
+				busy--
+				continue
+			}
+			if !d.next(w, stop, deadline, limit) {
 				busy--
 			}
 		}
 		if now := time.Now(); now.Sub(lastScan) >= timeoutScan {
 			lastScan = now
 			for _, w := range d.workers {
-				if w.ep.busy && now.Sub(w.ep.t0) > load.Timeout {
+				if w.ep.busy && now.Sub(w.ep.moved) > load.Timeout {
 					w.failed(os.ErrDeadlineExceeded)
 					d.fail(w, "connection %d: reading the reply to request %d: timeout, no reply within %v", w.id, w.seq-uint64(w.batch-w.ep.got), load.Timeout)
 					busy--
@@ -223,6 +232,7 @@ func (d *epollDriver) next(w *worker, stop *atomic.Bool, deadline time.Time, lim
 	w.ep.got = 0
 	w.ep.busy = true
 	w.ep.t0 = time.Now()
+	w.ep.moved = w.ep.t0
 	w.ep.pending = w.wbuf
 	return d.flush(w)
 }
@@ -234,14 +244,15 @@ func (d *epollDriver) flush(w *worker) bool {
 		switch err {
 		case nil:
 			w.ep.pending = w.ep.pending[k:]
+			w.ep.moved = time.Now()
 			continue
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
 			return d.watch(w, unix.EPOLLIN|unix.EPOLLOUT)
 		}
-		w.failed(err)
-		d.fail(w, "connection %d: writing request %d: %v", w.id, w.seq-uint64(w.batch), err)
+		w.writeFailed(w.batch, err)
+		d.drop(w)
 		return false
 	}
 	w.ep.pending = nil
@@ -278,6 +289,9 @@ func (d *epollDriver) receive(w *worker, measured bool) bool {
 		}
 		w.check(w.ep.got, body, w.ep.t0, measured)
 		w.ep.got++
+		if w.batch > 1 {
+			w.ep.moved = time.Now() // a long pipelined batch is no silence
+		}
 	}
 	return true
 }

@@ -194,12 +194,14 @@ func RunIdle(ctx context.Context, target Target, load IdleLoad) (IdleResult, err
 	}
 
 	if load.Hold > 0 {
+		held := time.Now()
 		t := time.NewTimer(load.Hold)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
 		}
+		res.HoldSeconds = time.Since(held).Seconds() // shorter when interrupted
 	}
 	if target.Server != nil {
 		if res.RSSAfter, err = rss(); err != nil {

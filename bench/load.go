@@ -224,6 +224,7 @@ const maxExamples = 5
 type errorLog struct {
 	mu     sync.Mutex
 	counts ErrorCounts
+	prefix string // for the examples of the phase running
 }
 
 func (e *errorLog) add(invalid bool, format string, args ...any) {
@@ -235,8 +236,15 @@ func (e *errorLog) add(invalid bool, format string, args ...any) {
 		e.counts.Connection++
 	}
 	if len(e.counts.Examples) < maxExamples {
-		e.counts.Examples = append(e.counts.Examples, fmt.Sprintf(format, args...))
+		e.counts.Examples = append(e.counts.Examples, e.prefix+fmt.Sprintf(format, args...))
 	}
+}
+
+// phase sets the prefix of the examples added from now on.
+func (e *errorLog) phase(prefix string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.prefix = prefix
 }
 
 // worker is one connection's state; only its goroutine touches it, except
@@ -257,6 +265,7 @@ type worker struct {
 	done    atomic.Uint64 // valid replies in the measured phase
 	errs    *errorLog
 	replies uint64       // replies received, valid or not, in every phase
+	invalid uint64       // invalid replies in the measured phase
 	first   firstFailure // how the connection failed, if before any reply
 	refused bool         // the server refused it (Error CODE_OVERLOADED): its close is no error of its own
 }
@@ -379,7 +388,9 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 	// Warm up on the same connections, unmeasured.
 	if load.Warmup > 0 {
 		t := time.Now()
+		errs.phase("during the warm-up: ")
 		phase(&stop, t.Add(load.Warmup), 0, false)
+		errs.phase("")
 		res.Warmup = time.Since(t).Seconds()
 		if stop.Load() {
 			return res, ctx.Err()
@@ -387,18 +398,18 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 	}
 	measuredConns := 0 // the connections the warm-up left
 	for _, w := range workers {
-		if (load.Driver == DriverEpoll && w.ep.fd >= 0) || (load.Driver != DriverEpoll && w.conn != nil) {
+		if w.open() {
 			measuredConns++
 		}
 	}
 
 	var cpu0 time.Duration
+	var noCPU string // why there will be no CPU figure, once known
 	if target.Server != nil {
-		c, err := target.Server.CPUTime()
-		if err != nil {
-			return res, fmt.Errorf("server CPU: %w", err)
+		var err error
+		if cpu0, noCPU, err = readServerCPU(target.Server, errs, "during the warm-up"); err != nil {
+			return res, err
 		}
-		cpu0 = c
 	}
 	start := time.Now()
 	deadline := start.Add(MaxDuration)
@@ -428,16 +439,14 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 	}
 
 	var hist Histogram
-	var done uint64
+	var done, invalid uint64
 	for _, w := range workers {
 		hist.Merge(&w.hist)
 		done += w.done.Load()
+		invalid += w.invalid
 	}
-	errs.mu.Lock()
-	res.Errors = errs.counts
-	errs.mu.Unlock()
 	res.Elapsed = end.Sub(start).Seconds()
-	res.Requests = done + res.Errors.Invalid
+	res.Requests = done + invalid // the warm-up's errors are in Errors, its replies not here
 	if res.Elapsed > 0 {
 		res.Throughput = float64(done) / res.Elapsed
 	}
@@ -448,17 +457,51 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 			P999: us(hist.Quantile(0.999)), Max: us(hist.Max()),
 		}
 	}
-	if target.Server != nil {
-		cpu1, err := target.Server.CPUTime()
-		if err != nil {
-			return res, fmt.Errorf("server CPU: %w", err)
-		}
-		res.ServerCPU, res.CPUNotMeasured = serverCPU(cpu1-cpu0, end.Sub(start), done)
-	} else {
+	switch {
+	case target.Server == nil:
 		res.CPUNotMeasured = "the server is not a child of this process"
+	case noCPU == "":
+		cpu1, why, err := readServerCPU(target.Server, errs, "during the run")
+		if err != nil {
+			return res, err
+		}
+		if noCPU = why; why == "" {
+			res.ServerCPU, res.CPUNotMeasured = serverCPU(cpu1-cpu0, end.Sub(start), done)
+		}
 	}
+	if noCPU != "" {
+		res.CPUNotMeasured = noCPU
+	}
+	errs.mu.Lock()
+	res.Errors = errs.counts // after readServerCPU, which may add one
+	errs.mu.Unlock()
 	res.Hints = diagnose(ctx, workers, live, measuredConns, target.Addr, &load)
+	if target.Server != nil && !target.Server.Running() {
+		res.Hints = append(res.Hints, target.Server.exitHint())
+	}
 	return res, nil
+}
+
+// readServerCPU reads the CPU time of a server started here. A server
+// that has exited has none: that is counted as a connection error (its
+// connections failed with it, or would have) and returned as the reason
+// for no figure, as is a system without /proc. Any other failure is an
+// error.
+func readServerCPU(p *Process, errs *errorLog, when string) (time.Duration, string, error) {
+	cpu, err := p.CPUTime()
+	switch {
+	case err == nil:
+		return cpu, "", nil
+	case errors.Is(err, harness.ErrCPUTimeUnsupported):
+		return 0, err.Error(), nil
+	}
+	select {
+	case <-p.Exited():
+	case <-time.After(time.Second):
+		return 0, "", fmt.Errorf("server CPU: %w", err)
+	}
+	errs.add(false, "the server exited %s: %v", when, p.ExitStatus())
+	return 0, "the server exited " + when, nil
 }
 
 // serverCPU is the CPU figure of cpu time used over a window in which done
@@ -520,6 +563,20 @@ func diagnose(ctx context.Context, workers []*worker, live, measuredConns int, a
 	}
 	if measuredConns == 0 && load.Warmup > 0 {
 		hints = append(hints, "every connection failed during the warm-up: none was left to measure")
+	}
+	// Connections still open that finished no request: their batches take
+	// longer than the window (the figures are then of the others only).
+	idle, measured := 0, 0
+	for _, w := range workers {
+		switch {
+		case w.done.Load() > 0 || w.invalid > 0:
+			measured++
+		case w.open():
+			idle++
+		}
+	}
+	if idle > 0 && measured > 0 {
+		hints = append(hints, fmt.Sprintf("%d of %d connections finished no request in the measured window: a batch of --pipeline %d requests of --payload %d bytes takes longer than --duration; raise --duration or send smaller batches", idle, len(workers), load.Pipeline, load.Payload))
 	}
 	return hints
 }
@@ -612,7 +669,36 @@ func (w *worker) loop(stop *atomic.Bool, deadline time.Time, limit int, measured
 			}
 			w.check(j, body, t0, measured)
 		}
+		if w.refused || w.surplus(measured) {
+			w.dropConn()
+			return
+		}
 	}
+}
+
+// surplus reports, and counts as an invalid reply, bytes that came after
+// the replies to every request sent: a reply nobody asked for (a server
+// that answers twice, or splits one request into two). After it the
+// connection's replies cannot be matched to requests any more.
+func (w *worker) surplus(measured bool) bool {
+	extra := w.rr.Buffered()
+	if len(extra) == 0 {
+		return false
+	}
+	w.replies++
+	if measured {
+		w.invalid++
+	}
+	w.errs.add(true, "connection %d: %d more bytes after the reply to request %d, with no request outstanding (%s): a reply nobody asked for; connection closed", w.id, len(extra), w.seq-1, hexShort(extra))
+	return true
+}
+
+// open reports whether w's connection has not failed, under either driver.
+func (w *worker) open() bool {
+	if w.load.Driver == DriverEpoll {
+		return w.ep.fd >= 0
+	}
+	return w.conn != nil
 }
 
 // dropConn closes a failed connection of the goroutine driver.
@@ -655,7 +741,9 @@ func (w *worker) check(j int, body []byte, t0 time.Time, measured bool) {
 	w.replies++
 	if err := checkReply(body, w.want[j]); err != nil {
 		m, derr := protocol.DecodeReply(body)
-		if first && derr != nil && w.first == noFirstFailure {
+		if first && (derr != nil || m.GetMessage() == nil) && w.first == noFirstFailure {
+			// Bytes that decode to no reply at all are as much a sign of
+			// another framing as bytes that do not decode.
 			w.first = firstUndecodable
 		}
 		if derr == nil && m.GetError().GetCode() == protocol.Code_CODE_OVERLOADED && !w.refused {
@@ -665,6 +753,9 @@ func (w *worker) check(j int, body []byte, t0 time.Time, measured bool) {
 			w.refused = true
 			w.errs.add(false, "connection %d refused by the server at request %d: %v", w.id, w.seq-uint64(w.batch-j), err)
 			return
+		}
+		if measured {
+			w.invalid++
 		}
 		w.errs.add(true, "connection %d, request %d: %v", w.id, w.seq-uint64(w.batch-j), err)
 		return
@@ -717,12 +808,14 @@ func newClient(ctx context.Context, loadDone <-chan struct{}, addr string, load 
 	return &NewClient{Served: true, LatencyUs: float64(time.Since(t0)) / float64(time.Microsecond)}
 }
 
-// stamp writes seq in hex at the start of c, so that every echo differs
-// from the one before.
+// stamp writes seq in hex at the start of c, its last digits when c is
+// shorter than 16 bytes, so that every echo of at least one byte differs
+// from the one before: a stale, repeated or reordered reply then shows.
 func stamp(c []byte, seq uint64) {
 	const hex = "0123456789abcdef"
-	for i := 0; i < len(c) && i < 16; i++ {
-		c[i] = hex[(seq>>(4*(15-i)))&0xf]
+	k := min(len(c), 16)
+	for i := range k {
+		c[i] = hex[(seq>>(4*(k-1-i)))&0xf]
 	}
 }
 

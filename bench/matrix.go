@@ -93,7 +93,7 @@ type Report struct {
 	Notes      []string `json:"notes,omitempty"`
 	// Interrupted marks partial results: the run was stopped (SIGINT)
 	// before its end. The caller sets it.
-	Interrupted bool `json:"interrupted,omitempty"`
+	Interrupted bool `json:"interrupted"`
 }
 
 // Machine names where the figures were taken.
@@ -126,33 +126,30 @@ func ThisMachine() Machine {
 // started once per framing and stopped when the framing changes or at the
 // end. A case whose framing a fixed-address server cannot speak is an error:
 // the caller builds the cases it can run.
-func RunCases(ctx context.Context, cases []Case, server ServerSpec, baseline *ServerSpec) (Report, error) {
-	rep := Report{Machine: ThisMachine(), Server: describe(server), Rows: []Row{}}
+func RunCases(ctx context.Context, cases []Case, server ServerSpec, baseline *ServerSpec) (rep Report, err error) {
+	rep = Report{Machine: ThisMachine(), Server: describe(server), Rows: []Row{}}
 	if baseline != nil {
 		rep.Comparator = describe(*baseline)
 	}
 	var servers []*runningServer
-	stopAll := func() error {
-		var first error
+	// A server that will not stop, or had stopped by itself, is a fault to
+	// report beside the figures, not a run that could not be made.
+	stopAll := func() {
 		for _, r := range servers {
-			if err := r.stop(); err != nil && first == nil {
-				first = err
+			if err := r.stop(); err != nil {
+				rep.Notes = append(rep.Notes, err.Error())
 			}
 		}
 		servers = nil
-		return first
 	}
-	defer stopAll()
+	defer stopAll() // on rep, the named result: its notes reach the caller
 
 	current := protocol.Framing(-1)
 	var tgt, base *runningServer
 	for _, c := range cases {
 		if c.Load.Framing != current {
-			if err := stopAll(); err != nil {
-				return rep, err
-			}
+			stopAll()
 			current = c.Load.Framing
-			var err error
 			if tgt, err = start(ctx, server, current); err != nil {
 				return rep, err
 			}
@@ -165,7 +162,6 @@ func RunCases(ctx context.Context, cases []Case, server ServerSpec, baseline *Se
 			}
 		}
 		row := Row{Name: c.Name}
-		var err error
 		if row.Target, err = Run(ctx, tgt.target, c.Load); err != nil {
 			return rep, fmt.Errorf("%s on %s: %w", c.Name, rep.Server, err)
 		}
@@ -189,7 +185,8 @@ func RunCases(ctx context.Context, cases []Case, server ServerSpec, baseline *Se
 			return rep, ctx.Err()
 		}
 	}
-	return rep, stopAll()
+	stopAll()
+	return rep, nil
 }
 
 func describe(s ServerSpec) string {

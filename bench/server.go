@@ -72,6 +72,20 @@ func (p *Process) Stop(grace time.Duration) error {
 	return nil
 }
 
+// exitHint says how a server that exited during a run ended, with the
+// last lines it wrote.
+func (p *Process) exitHint() string {
+	out := strings.Split(strings.TrimRight(p.Output(), "\n"), "\n")
+	if len(out) > 5 {
+		out = out[len(out)-5:]
+	}
+	last := "it wrote nothing"
+	if len(out) > 0 && out[0] != "" {
+		last = "its last lines:\n" + strings.Join(out, "\n")
+	}
+	return fmt.Sprintf("the server process exited during the run (%v); %s", p.ExitStatus(), last)
+}
+
 // ShellQuote quotes s as one word for sh.
 func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

@@ -66,6 +66,9 @@ func (rr *ReplyReader) Next() ([]byte, error) {
 	}
 }
 
+// Buffered is what has been read past the last reply Next returned.
+func (rr *ReplyReader) Buffered() []byte { return rr.buf[rr.start:rr.end] }
+
 // appendEcho appends the framed request ClientMessage{echo_message{content}}.
 func appendEcho(dst []byte, f protocol.Framing, content []byte) []byte {
 	inner := 0
@@ -136,6 +139,9 @@ func checkReply(body []byte, want expectation) error {
 		got = fmt.Sprintf("error{code: %v, detail: %s}", m.GetError().GetCode(), strconv.QuoteToGraphic(m.GetError().GetDetail()))
 	case m.GetAddResponse() != nil:
 		got = fmt.Sprintf("add_response{result: %d}", m.GetAddResponse().GetResult())
+	case m.GetEchoMessage() != nil && !want.add:
+		g, w := quoteDifference([]byte(m.GetEchoMessage().GetContent()), want.content)
+		got, wantText = "echo_message{content: "+g+"}", "echo_message{content: "+w+"}"
 	case m.GetEchoMessage() != nil:
 		got = fmt.Sprintf("echo_message{content: %s}", quoteShort([]byte(m.GetEchoMessage().GetContent())))
 	default:
@@ -216,6 +222,29 @@ func quoteShort(b []byte) string {
 		return fmt.Sprintf("%q... (%d bytes)", b[:40], len(b))
 	}
 	return fmt.Sprintf("%q", b)
+}
+
+// quoteDifference quotes two contents that differ so that the difference
+// shows: whole when both are short, else from a little before the first
+// byte that differs.
+func quoteDifference(got, want []byte) (string, string) {
+	if len(got) <= 40 && len(want) <= 40 {
+		return quoteShort(got), quoteShort(want)
+	}
+	at := 0
+	for at < len(got) && at < len(want) && got[at] == want[at] {
+		at++
+	}
+	from := max(0, at-8)
+	window := func(b []byte) string {
+		part := b[min(from, len(b)):min(from+32, len(b))]
+		more := ""
+		if from+32 < len(b) {
+			more = "..."
+		}
+		return fmt.Sprintf("(%d bytes) from byte %d: %q%s", len(b), from, part, more)
+	}
+	return window(got), window(want) + fmt.Sprintf(", first difference at byte %d", at)
 }
 
 func hexShort(b []byte) string {

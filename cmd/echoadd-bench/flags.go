@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -269,8 +270,8 @@ func checkLoopback(hostport string) error {
 	if err != nil {
 		return fmt.Errorf("%q is not HOST:PORT: %v", hostport, err)
 	}
-	if port == "" || port == "0" {
-		return fmt.Errorf("%q has no port", hostport)
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", hostport, port) // as echoadd-conform says it
 	}
 	if host == "localhost" {
 		return nil

@@ -55,6 +55,7 @@ func TestFlagValidation(t *testing.T) {
 		{"two servers", []string{"--target", "127.0.0.1:1", "--server-cmd", "x {port}"}, "--target, --server-cmd and --server-bin are alternatives"},
 		{"not loopback", []string{"--target", "10.0.0.1:80"}, "--target: \"10.0.0.1\" is not a loopback address"},
 		{"no port", []string{"--target", "127.0.0.1"}, "--target: \"127.0.0.1\" is not HOST:PORT"},
+		{"port out of range", []string{"--target", "127.0.0.1:99999"}, "--target: \"127.0.0.1:99999\": port \"99999\" is not a number from 1 to 65535"},
 		{"empty target", []string{"--target", ""}, "--target is empty (an unset variable?)"},
 		{"blank server-cmd", []string{"--server-cmd", " "}, "--server-cmd is empty"},
 		{"server-cmd without port", []string{"--server-cmd", "server --listen :7878"}, "--server-cmd \"server --listen :7878\" has no {port} placeholder"},

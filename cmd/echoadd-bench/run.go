@@ -113,7 +113,7 @@ func (in *interrupts) watch(cancel func(), stderr io.Writer) {
 			p.Kill()
 		}
 	}
-	fmt.Fprintf(stderr, "echoadd-bench: interrupted again: stopped at once, no results\n")
+	fmt.Fprintf(stderr, "echoadd-bench: interrupted again: stopped at once\n")
 	os.Exit(128 + int(in.got))
 }
 
@@ -261,7 +261,7 @@ type idleReport struct {
 	Comparator *bench.IdleResult `json:"comparator,omitempty"`
 	Ratio      *bench.IdleRatio  `json:"ratio,omitempty"` // server/comparator, with --baseline
 	// Interrupted marks partial results: the run was stopped (SIGINT).
-	Interrupted bool `json:"interrupted,omitempty"`
+	Interrupted bool `json:"interrupted"`
 }
 
 func executeIdle(ctx context.Context, o *options, server bench.ServerSpec, baseline *bench.ServerSpec, stdout, stderr io.Writer) error {
