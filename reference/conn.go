@@ -139,9 +139,12 @@ func (c *conn) finish(err error) string {
 		c.flush()
 		c.nc.Close()
 		return "client closed inside a request"
-	case c.isDraining() && c.idleAtDrain && len(c.out) == 0:
+	case c.isDraining() && c.idleAtDrain && len(c.out) == 0 && unsent(c.nc) == 0:
 		// Nothing was pending and nothing came: no reply is in flight for
 		// a reset to destroy, and an idle client must not hold up the stop.
+		// Replies the kernel still holds for a client slow to read are in
+		// flight: a close now, and the client's next bytes, would reset
+		// them away.
 		c.nc.Close()
 		return "server shutting down"
 	case c.isDraining():
@@ -340,7 +343,8 @@ func (c *conn) drain() {
 // may still be sending (after an Error reply, or at Shutdown): closing a
 // socket with unread bytes makes the kernel send a reset, which can destroy
 // the replies before the client reads them. So it sends FIN first, then
-// reads and drops what comes for up to lingerTimeout or until the client
+// reads and drops what comes for up to lingerTimeout (longer while the
+// kernel still holds replies, up to WriteTimeout) or until the client
 // closes, then closes. Close cuts the wait short.
 func (c *conn) lingerClose() {
 	defer c.nc.Close()
@@ -350,9 +354,19 @@ func (c *conn) lingerClose() {
 	if !ok || cw.CloseWrite() != nil {
 		return
 	}
-	c.mu.Lock()
-	c.lingering = true
-	c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
-	c.mu.Unlock()
-	io.Copy(io.Discard, c.nc) //nolint:errcheck // ends at the client's FIN, the deadline, or Close
+	from := time.Now()
+	for {
+		c.mu.Lock()
+		c.lingering = true
+		c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+		c.mu.Unlock()
+		_, err := io.Copy(io.Discard, c.nc) // ends at the client's FIN, the deadline, or Close
+		// Replies the kernel still holds for a client slow to read would
+		// be reset away by its next bytes after the close: linger on while
+		// there are any, within the write timeout.
+		wt := c.srv.WriteTimeout
+		if !errors.Is(err, os.ErrDeadlineExceeded) || unsent(c.nc) == 0 || (wt > 0 && time.Since(from) >= wt) {
+			return
+		}
+	}
 }

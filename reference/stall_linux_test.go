@@ -95,3 +95,50 @@ func receiveQueueFull(t *testing.T, nc net.Conn) func() bool {
 		return same >= 4
 	}
 }
+
+// TestShutdownKeepsRepliesTheKernelHolds: the server has written every
+// reply, but the kernel still holds them, unsent, for a client slow to
+// read, which goes on sending after the stop. Closing at once, as for an
+// idle connection, turned the client's next bytes into a reset that
+// destroyed those replies (an operator's review: 14 of 14 runs); so did
+// closing at the end of the linger while they were still unsent.
+func TestShutdownKeepsRepliesTheKernelHolds(t *testing.T) {
+	const n, size = 8, 50_000
+	s := &Server{Framing: protocol.Len32}
+	addr := start(t, s)
+	c := dial(t, addr, protocol.Len32)
+	if err := c.nc.(*net.TCPConn).SetReadBuffer(32 << 10); err != nil {
+		t.Fatal(err)
+	}
+	content := strings.Repeat("y", size)
+	var batch []byte
+	for range n {
+		batch = append(batch, encode(t, protocol.Len32, protocol.EchoRequest(content))...)
+	}
+	c.write(batch)
+	waitFor(t, "the client's receive queue full", receiveQueueFull(t, c.nc))
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	waitFor(t, "refusing connections", listenerClosed(addr))
+	// A client that streams on: a small request every 20 ms for 1.5 s,
+	// longer than the linger, before it reads.
+	small := encode(t, protocol.Len32, protocol.EchoRequest("late"))
+	for range 75 {
+		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		c.nc.Write(small) //nolint:errcheck // the server may have closed by now
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.nc.SetReadDeadline(time.Now().Add(ioDeadline))
+	for i := range n {
+		m, err := c.next()
+		if err != nil {
+			t.Fatalf("reply %d of %d: %v, want every reply to a request received before the stop", i+1, n, err)
+		}
+		if m.GetEchoMessage().GetContent() != content {
+			t.Fatalf("reply %d = %v, want the echo", i+1, brief(m))
+		}
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}

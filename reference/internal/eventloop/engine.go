@@ -70,7 +70,8 @@ type Config struct {
 	// a fatal error reply, a timeout or at the connection limit) keeps
 	// reading and discarding input after its last reply and FIN, so that
 	// the close does not turn into a reset that could destroy that reply;
-	// 0 means 2 s.
+	// 0 means 2 s. While the kernel still holds replies the client has not
+	// taken, it lingers on, up to WriteTimeout from the FIN.
 	LingerTimeout time.Duration
 	// MaxConns is the largest number of connections served at once; a
 	// connection beyond it gets Overloaded and is closed (EA-LIM-5). 0 means
@@ -131,6 +132,7 @@ type Conn struct {
 	list       *timerList
 	since      time.Duration // when it entered list, on the loop's clock
 	prev, next *Conn
+	lingerFrom time.Duration // when the FIN was sent (stateLingering), on the loop's clock
 	// Context is free for the Handler's per-connection state.
 	Context any
 }
@@ -140,7 +142,7 @@ type connState uint8
 const (
 	stateOpen      connState = iota
 	stateClosing             // close once out is written
-	stateLingering           // FIN sent; discarding input until EOF or LingerTimeout
+	stateLingering           // FIN sent; discarding input until EOF or LingerTimeout (longer while replies are unsent)
 	stateClosed
 )
 

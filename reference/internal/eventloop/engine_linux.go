@@ -1079,6 +1079,7 @@ func (l *loop) beginClose(c *Conn) {
 		}
 	}
 	c.state = stateLingering
+	c.lingerFrom = l.now
 	l.linger.push(c, l.now)
 }
 
@@ -1105,7 +1106,28 @@ func (l *loop) abandon(c *Conn, why error, out []byte) {
 
 func (l *loop) writeTimedOut(c *Conn) { l.close(c, ErrWriteTimeout) }
 
-func (l *loop) lingerTimedOut(c *Conn) { l.close(c, nil) }
+// lingerTimedOut closes c, unless the kernel still holds replies for a
+// client slow to read: after the close its next bytes would get a reset,
+// which destroys them. It lingers on for them, up to WriteTimeout from the
+// FIN (Shutdown's deadline ends that too).
+func (l *loop) lingerTimedOut(c *Conn) {
+	wt := l.e.cfg.WriteTimeout
+	if unsent(c.fd) > 0 && (wt == 0 || l.now-c.lingerFrom < wt) {
+		l.linger.push(c, l.now)
+		return
+	}
+	l.close(c, nil)
+}
+
+// unsent is how many bytes written to fd the kernel still holds, not yet
+// taken by the client (SIOCOUTQ); 0 when it cannot tell.
+func unsent(fd int) int {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+	if err != nil {
+		return 0
+	}
+	return n
+}
 
 // drain answers what c has already delivered and closes it (Shutdown):
 // it reads until the socket is empty, within c.drainLeft reads in all, and
@@ -1139,10 +1161,11 @@ func (l *loop) drain(c *Conn) {
 		break
 	}
 	c.why = cmp.Or(c.why, ErrShuttingDown)
-	if idle && c.drainLeft == drainReads-1 {
-		// Idle: nothing was pending, and its one read found nothing. No
-		// reply is in flight for a reset to destroy: close at once, so that
-		// idle clients do not hold up the stop for the linger.
+	if idle && c.drainLeft == drainReads-1 && unsent(c.fd) == 0 {
+		// Idle: nothing was pending, its one read found nothing, and the
+		// kernel holds no reply the client has yet to take. No reply is in
+		// flight for a reset to destroy: close at once, so that idle
+		// clients do not hold up the stop for the linger.
 		l.close(c, nil)
 		return
 	}
