@@ -150,7 +150,9 @@ func begin(ctx context.Context) *session {
 // that are no whole request in the target's framing. MUST specs still run
 // until one has failed (or the harness has), so that such a run is never
 // CONFORMANT. A server that is slow, wrong, or crashed (it refuses or
-// resets) is answering: every spec judges it.
+// resets) is answering: every spec judges it, except that a target given by
+// its address that refuses connections has gone for good (nobody restarts
+// it), and the specs after skip.
 var answering struct {
 	mu      sync.Mutex
 	stopped string // "": judge on; else why the specs after skip, after notJudgedPrefix
@@ -218,6 +220,11 @@ func checkAnswering(framing protocol.Framing, w harness.Window) {
 		return // a crash is restartIfGone's
 	}
 	what := harness.Unanswering(context.Background(), addr, framing, w)
+	if what == "" && p == nil {
+		// A target nobody restarts: refused connections mean it is gone,
+		// and every spec after would fail on it, for no requirement of its own.
+		what = harness.Refusing(context.Background(), addr, w)
+	}
 	if what == "" || (p != nil && !p.Running()) {
 		return
 	}

@@ -695,6 +695,21 @@ func TestUnanswering(t *testing.T) {
 	}
 }
 
+// A target nobody restarts is gone when connects are refused; one that
+// accepts, or whose backlog is full, is there.
+func TestRefusing(t *testing.T) {
+	w := Window{Name: "liveness", D: 200 * time.Millisecond}
+	closed := testListener(t)
+	gone := closed.Addr().String()
+	closed.Close()
+	if got := Refusing(context.Background(), gone, w); !strings.Contains(got, "refused") {
+		t.Errorf("a closed port: Refusing = %q, want that it refused", got)
+	}
+	if got := Refusing(context.Background(), serveOne(t, func(net.Conn) {}), w); got != "" {
+		t.Errorf("a listening port: Refusing = %q, want \"\"", got)
+	}
+}
+
 func TestShellHint(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {

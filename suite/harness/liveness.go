@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"time"
 
 	"echoadd/protocol"
@@ -48,6 +49,24 @@ func Unanswering(ctx context.Context, addr string, f protocol.Framing, w Window)
 	var b [1]byte
 	if _, err := conn.Read(b[:]); err != nil && timedOut(err) && ctx.Err() == nil {
 		return fmt.Sprintf("%s on a fresh connection to %s within %v", NothingInReply, addr, time.Since(sent).Round(time.Millisecond))
+	}
+	return ""
+}
+
+// Refusing reports, for a server nobody will restart (a target given by
+// its address), whether it has gone: a fresh connect to addr is refused,
+// which means nothing listens there any more. It returns what it saw, or
+// "" when the connect completes or fails otherwise (a full backlog times
+// out: that server is there), or ctx ends first.
+func Refusing(ctx context.Context, addr string, w Window) string {
+	d := net.Dialer{Timeout: w.D}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		conn.Close()
+		return ""
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) && ctx.Err() == nil {
+		return fmt.Sprintf("a fresh connection to %s refused: nothing listens there any more (did it crash?)", addr)
 	}
 	return ""
 }
