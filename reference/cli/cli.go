@@ -168,6 +168,20 @@ port is in use, say), 2 for bad flags.
 
 var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 
+// checkListenHost rejects hosts that cannot be listened on, before a name
+// lookup or a bind fails on them less clearly: digits and dots that are no
+// IPv4 address (999.1.1.1), and a link-local IPv6 address without a zone.
+func checkListenHost(host string) error {
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil && host != "" && strings.Trim(host, "0123456789.") == "":
+		return fmt.Errorf("%s is not an IPv4 address; give one (127.0.0.1), an IPv6 address in brackets ([::1]), or a host name", host)
+	case ip != nil && ip.To4() == nil && ip.IsLinkLocalUnicast():
+		return fmt.Errorf("the link-local address %s needs its interface as a zone, e.g. [%s%%eth0]:0", host, host)
+	}
+	return nil
+}
+
 // validate checks what the flag types alone do not, each message naming the
 // flag and what to give it instead.
 func validate(o *options) error {
@@ -176,6 +190,8 @@ func validate(o *options) error {
 		errs = append(errs, fmt.Errorf("--listen %q: want HOST:PORT, e.g. %s, or 127.0.0.1:0 for a free port", o.listen, reference.DefaultListenAddr))
 	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		errs = append(errs, fmt.Errorf("--listen %q: the port must be a number from 0 to 65535, e.g. %s", o.listen, net.JoinHostPort(host, "0")))
+	} else if err := checkListenHost(host); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: %v", o.listen, err))
 	}
 	if o.maxMessageSize < protocol.MinMaxMessageSize {
 		errs = append(errs, fmt.Errorf("--max-message-size %d: must be at least %d bytes, since every server accepts requests of 1024 bytes (EA-LIM-1)", o.maxMessageSize, protocol.MinMaxMessageSize))
@@ -187,7 +203,7 @@ func validate(o *options) error {
 		value time.Duration
 	}{{"idle-timeout", o.idleTimeout}, {"read-timeout", o.readTimeout}, {"write-timeout", o.writeTimeout}, {"shutdown-grace", o.shutdownGrace}} {
 		if d.value < 0 {
-			errs = append(errs, fmt.Errorf("--%s %v: must not be negative; 0 turns it off", d.flag, d.value))
+			errs = append(errs, fmt.Errorf("--%s %v: must not be negative; 0 means no limit", d.flag, d.value))
 		}
 	}
 	if twice := 2 * int64(o.maxMessageSize); !o.maxBufferedSet {

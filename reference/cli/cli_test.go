@@ -100,13 +100,15 @@ func TestBadFlags(t *testing.T) {
 		{"negative read timeout", []string{"--read-timeout", "-1s"}, "--read-timeout -1s: must not be negative"},
 		{"negative idle timeout", []string{"--idle-timeout=-1s"}, "--idle-timeout -1s: must not be negative"},
 		{"negative write timeout", []string{"--write-timeout", "-1s"}, "--write-timeout -1s: must not be negative"},
-		{"negative grace", []string{"--shutdown-grace=-5s"}, "--shutdown-grace -5s: must not be negative"},
+		{"negative grace", []string{"--shutdown-grace=-5s"}, "--shutdown-grace -5s: must not be negative; 0 means no limit"},
 		{"bad duration", []string{"--read-timeout", "10"}, `invalid argument "10" for "--read-timeout" flag`},
 		{"negative max conns", []string{"--max-conns=-1"}, "--max-conns -1: must not be negative"},
 		{"bad log level", []string{"--log-level", "loud"}, `--log-level "loud": use debug, info, warn or error`},
 		{"bad log format", []string{"--log-format", "xml"}, `--log-format "xml": use text or json`},
 		{"listen without port", []string{"--listen", "localhost"}, `--listen "localhost": want HOST:PORT`},
 		{"listen bad port", []string{"--listen", "127.0.0.1:99999"}, `--listen "127.0.0.1:99999": the port must be a number from 0 to 65535`},
+		{"listen no address", []string{"--listen", "999.1.1.1:0"}, `--listen "999.1.1.1:0": 999.1.1.1 is not an IPv4 address`},
+		{"listen link-local", []string{"--listen", "[fe80::1]:0"}, `needs its interface as a zone`},
 		{"argument", []string{"extra"}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {
@@ -489,7 +491,15 @@ func TestLogPipeClosed(t *testing.T) {
 // stop lines still say the server stopped.
 func TestLifecycleLinesAtEveryLevel(t *testing.T) {
 	for _, level := range []string{"warn", "error"} {
-		code, _, stderr := runArgs(t, "--listen", "127.0.0.1:0", "--log-level", level)
+		// Stopped once it listens: a context cancelled from the start could
+		// stop it before Serve has begun, which then has no line to write.
+		ctx, cancel := context.WithCancel(context.Background())
+		var out, errOut syncBuffer
+		exited := make(chan int, 1)
+		go func() { exited <- run(ctx, []string{"--listen", "127.0.0.1:0", "--log-level", level}, &out, &errOut) }()
+		waitFor(t, "the listening line", func() bool { return listeningRE.MatchString(errOut.String()) })
+		cancel()
+		code, stderr := <-exited, errOut.String()
 		if code != 0 {
 			t.Fatalf("--log-level %s: exit %d; stderr:\n%s", level, code, stderr)
 		}
@@ -528,5 +538,17 @@ func TestListenNetwork(t *testing.T) {
 		if got := listenNetwork(addr); got != want {
 			t.Errorf("listenNetwork(%q) = %q, want %q", addr, got, want)
 		}
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after eventually.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(eventually)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after %v", what, eventually)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

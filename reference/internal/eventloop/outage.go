@@ -44,7 +44,7 @@ func (o *AcceptOutage) Failed(err error, delay time.Duration) {
 	o.since = time.Now()
 	msg := "accept failed; retrying until it works, new clients wait meanwhile"
 	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-		msg = "accept failed: out of file descriptors; retrying until one is free, new clients wait meanwhile: raise the limit (ulimit -n) or set --max-conns below it"
+		msg = "accept failed: out of file descriptors; retrying until one is free, new clients wait meanwhile: raise the limit (ulimit -n) or set --max-conns well below it (each connection refused at the limit holds a descriptor for up to a second as it closes)"
 	}
 	o.Log.Warn(msg, "err", err, "delay", delay)
 }
