@@ -19,8 +19,9 @@ const logWindow = 10 * time.Second
 // only at debug level, each, and counted; the first after the window logs
 // the count in one warn line (its plural message, refused=N or closed=N
 // with itself, in_last= the time since the previous warn line) and opens
-// the next window. So there is at most one warn line per window, and a
-// count not yet logged waits for the next event.
+// the next window. So there is at most one warn line per window; a count
+// whose window ends with no event after it is logged within a second of
+// the window's end (flushDue).
 //
 // Refusals come from every goroutine that accepts or reads (epoll engine)
 // or serves a connection (goroutine engine). A refusal that writes no line
@@ -110,6 +111,29 @@ func (r *rateLimitedLog) add(attrs func() []slog.Attr) {
 	}
 	r.log.LogAttrs(context.Background(), slog.LevelWarn, r.many,
 		slog.Int64(r.count, n+1),
+		r.limit,
+		slog.Duration("in_last", time.Duration(now-(end-int64(logWindow))).Round(time.Millisecond)))
+}
+
+// flushDue logs the count, if any, once the window it was counted in has
+// ended, and opens the next window: so the count comes within about a
+// second of the window's end, and there is still at most one warn line per
+// window. An event that has just opened a window and logged is left alone.
+func (r *rateLimitedLog) flushDue() {
+	if r == nil || r.counted.Load() == 0 {
+		return
+	}
+	now := int64(r.clock())
+	end := r.next.Load()
+	if now < end || !r.next.CompareAndSwap(end, now+int64(logWindow)) {
+		return
+	}
+	n := r.counted.Swap(0)
+	if n == 0 {
+		return
+	}
+	r.log.LogAttrs(context.Background(), slog.LevelWarn, r.many,
+		slog.Int64(r.count, n),
 		r.limit,
 		slog.Duration("in_last", time.Duration(now-(end-int64(logWindow))).Round(time.Millisecond)))
 }

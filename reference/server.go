@@ -136,7 +136,9 @@ type Server struct {
 	faults         clientFaults
 	budget         *budget.Budget
 
-	held sync.WaitGroup // goroutines running handle for the epoll engine
+	held      sync.WaitGroup // goroutines running handle for the epoll engine
+	flushStop chan struct{}  // closed to end flushCounts; nil while it does not run
+	flushDone chan struct{}  // closed by flushCounts as it returns
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -303,7 +305,50 @@ func (s *Server) trackListener(l net.Listener) bool {
 		s.faults = newClientFaults(s)
 		s.budget = budget.New(s.MaxBuffered)
 	}
+	if s.flushStop == nil && s.clock == nil { // a test with a clock of its own calls flushDue itself
+		s.flushStop, s.flushDone = make(chan struct{}), make(chan struct{})
+		go s.flushCounts(s.rateLimitedLogsLocked(), s.flushStop, s.flushDone)
+	}
 	return true
+}
+
+// stopFlushLocked ends flushCounts, if it runs (at Shutdown or Close, and
+// when the last Serve returns), and returns what is closed once it has
+// returned: the caller waits on it after unlocking mu.
+func (s *Server) stopFlushLocked() <-chan struct{} {
+	if s.flushStop == nil {
+		return nil
+	}
+	close(s.flushStop)
+	done := s.flushDone
+	s.flushStop, s.flushDone = nil, nil
+	return done
+}
+
+// waitFlush waits for a flushCounts that stopFlushLocked ended (nil: none).
+func waitFlush(done <-chan struct{}) {
+	if done != nil {
+		<-done
+	}
+}
+
+// flushCounts logs, every second until done, the counts of the rate-limited
+// logs whose window has ended: a flood that stops brings no next event to
+// log its count, and an operator should not wait for one (or the stop).
+func (s *Server) flushCounts(logs []*rateLimitedLog, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			for _, r := range logs {
+				r.flushDue()
+			}
+		}
+	}
 }
 
 // rateLimitedLogsLocked are every rateLimitedLog of the server (nil
@@ -314,12 +359,17 @@ func (s *Server) rateLimitedLogsLocked() []*rateLimitedLog {
 
 func (s *Server) untrackListener(l net.Listener) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var flushed <-chan struct{}
 	if _, ok := s.listeners[l]; ok {
 		l.Close()
 		delete(s.listeners, l)
+		if len(s.listeners) == 0 {
+			flushed = s.stopFlushLocked()
+		}
 	}
 	s.checkQuietLocked()
+	s.mu.Unlock()
+	waitFlush(flushed)
 }
 
 func (s *Server) shuttingDown() bool {
@@ -396,7 +446,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	closeErr := s.closeErr
 	loops := s.epoll
 	logs := s.rateLimitedLogsLocked()
+	flushed := s.stopFlushLocked()
 	s.mu.Unlock()
+	waitFlush(flushed)
 	for _, r := range logs {
 		r.flush() // a flood that has stopped brings no next event to log its count
 	}
@@ -455,7 +507,9 @@ func (s *Server) Close() error {
 	closeErr := s.closeErr
 	loops := s.epoll
 	logs := s.rateLimitedLogsLocked()
+	flushed := s.stopFlushLocked()
 	s.mu.Unlock()
+	waitFlush(flushed)
 	for _, r := range logs {
 		r.flush() // a flood that has stopped brings no next event to log its count
 	}

@@ -705,10 +705,18 @@ func TestRefusalLogRateLimited(t *testing.T) {
 	check(2, 55, "")
 	held.roundTrip("still served")
 	// A flood that stops brings no next refusal: the count is logged at
-	// the stop.
+	// the stop, or once its window has ended (flushDue, every second).
+	now.Add(int64(3 * time.Second))
+	s.refusals.flushDue()
+	check(2, 55, "") // the window is still open
+	now.Add(int64(logWindow))
+	s.refusals.flushDue()
+	check(3, 55, `level=WARN msg="connections refused at the connection limit" refused=5 max_conns=1 in_last=13s`)
+	s.refusals.flushDue()
+	refuse(2) // the flush opened a window: counted only
 	now.Add(int64(3 * time.Second))
 	s.Close()
-	check(3, 55, `level=WARN msg="connections refused at the connection limit" refused=5 max_conns=1 in_last=3s`)
+	check(4, 57, `level=WARN msg="connections refused at the connection limit" refused=2 max_conns=1 in_last=3s`)
 }
 
 // TestReadTimeout: a client that sends a request a byte at a time, slower
