@@ -231,6 +231,35 @@ func (r *Report) FramingHint() string {
 	return ""
 }
 
+// noReplyPhrase starts the failure of a reply that never came
+// (harness: "got no reply within 2.004s of its request, want ...").
+const noReplyPhrase = "got no reply within"
+
+// ConcurrencyHint says, when EA-CONC-1 failed on a client left without a
+// reply, that other requirements failed the same way are most likely that
+// fault too: a server that serves one connection at a time fails every
+// spec that opens a second connection while the first is open (the
+// shutdown, transport and malformed-input specs among them), under the
+// spec's own requirement. "" otherwise.
+func (r *Report) ConcurrencyHint() string {
+	var conc bool
+	var others []string
+	for _, v := range r.Requirements {
+		switch {
+		case v.Verdict != Fail && v.Verdict != NonStrict, !strings.Contains(v.Reason, noReplyPhrase):
+		case v.ID == "EA-CONC-1":
+			conc = true
+		default:
+			others = append(others, v.ID)
+		}
+	}
+	if !conc || len(others) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("EA-CONC-1 failed on a client left without a reply while others were connected: the server seems to serve one connection at a time; "+
+		"%s failed with no reply as well, most likely on a connection opened while another was open: fix EA-CONC-1 first", strings.Join(others, ", "))
+}
+
 // NoReplyHint is the suite's advice for a target that answered no request
 // at all (harness.NoReplyHint), as the reason of the specs it skipped
 // carries it, or "".

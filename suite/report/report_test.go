@@ -443,3 +443,35 @@ func TestListingRoundTrip(t *testing.T) {
 		t.Errorf("markdown:\n%s", md.String())
 	}
 }
+
+// TestConcurrencyHint: a server that serves one connection at a time fails
+// EA-CONC-1 with a reply that never came, and other specs the same way; the
+// summary says they most likely share that cause. Failures of another kind
+// are not named, and without EA-CONC-1's there is no hint.
+func TestConcurrencyHint(t *testing.T) {
+	noReply := func(id, want string) string {
+		return id + ": got no reply within 2.004s of its request, want echo_message \"" + want + "\""
+	}
+	serial := []types.SpecReport{
+		it("clients", types.SpecStateFailed, noReply("EA-CONC-1", "client 2"), "EA-CONC-1", "must"),
+		it("new client", types.SpecStateFailed, noReply("EA-TRANS-1", "new client"), "EA-TRANS-1", "must"),
+		it("echo", types.SpecStateFailed, "EA-ECHO-1: got echo_message \"x\", want echo_message \"y\"", "EA-ECHO-1", "must"),
+	}
+	catalogue := append(slices.Clone(testCatalogue), Requirement{ID: "EA-CONC-1", Level: "must", Text: "concurrent clients"}, Requirement{ID: "EA-TRANS-1", Level: "must", Text: "transport"})
+	report := func(specs ...types.SpecReport) *Report {
+		r := New(Meta{Version: "test", Target: "t", Framing: "raw", Started: time.Unix(0, 0).UTC()})
+		r.AddGinkgo(types.Report{SpecReports: specs})
+		r.Finish(time.Unix(10, 0).UTC(), catalogue)
+		return r
+	}
+	var b bytes.Buffer
+	if err := report(serial...).WriteTable(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "hint: EA-CONC-1 failed on a client left without a reply") || !strings.Contains(b.String(), "; EA-TRANS-1 failed with no reply as well") {
+		t.Errorf("no hint naming EA-TRANS-1 alone:\n%s", b.String())
+	}
+	if h := report(serial[1:]...).ConcurrencyHint(); h != "" {
+		t.Errorf("without EA-CONC-1's failure: hint %q, want none", h)
+	}
+}

@@ -62,6 +62,9 @@ func (r *Report) WriteTable(w io.Writer, color bool) error {
 	if h := cmp.Or(r.FramingHint(), r.NoReplyHint()); h != "" {
 		fmt.Fprintf(ew, "hint: %s\n", h)
 	}
+	if h := r.ConcurrencyHint(); h != "" {
+		fmt.Fprintf(ew, "hint: %s\n", h)
+	}
 	return ew.err
 }
 
