@@ -1077,6 +1077,7 @@ func (l *loop) beginClose(c *Conn) {
 		if c.state == stateClosed {
 			return
 		}
+		l.again = true // input already there is not signalled (see flush)
 	}
 	c.state = stateLingering
 	c.lingerFrom = l.now
