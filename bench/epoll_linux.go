@@ -244,7 +244,9 @@ func (d *epollDriver) flush(w *worker) bool {
 		switch err {
 		case nil:
 			w.ep.pending = w.ep.pending[k:]
-			w.ep.moved = time.Now()
+			if w.batch > 1 {
+				w.ep.moved = time.Now() // as in receive: a long batch going out is no silence
+			}
 			continue
 		case unix.EINTR:
 			continue
