@@ -283,7 +283,11 @@ func TestClientChecks(t *testing.T) {
 		if err := c.Send(protocol.EchoRequest("first"), protocol.EchoRequest("second")); err != nil {
 			t.Fatal(err)
 		}
-		checkBlame(t, failureOf(t, c.ExpectEcho("first")), []string{"EA-ECHO-1", "EA-CONN-1"}, "EA-CONN-2")
+		f := failureOf(t, c.ExpectEcho("first"))
+		checkBlame(t, f, []string{"EA-ECHO-1", "EA-CONN-1"}, "EA-CONN-2")
+		if !strings.Contains(f.Got, "sent in the same write (if the reply to this one never comes") {
+			t.Errorf("got %q: want it to say the two went out together, and what a missing reply would mean", f.Got)
+		}
 	})
 
 	t.Run("an empty frame after each reply is EA-CONN-1 (an extra reply), not EA-MSG-1", func(t *testing.T) {
