@@ -1164,3 +1164,48 @@ func TestCheckReplyShowsWhereALongEchoDiffers(t *testing.T) {
 		t.Errorf("got %v; want the bytes around byte 57 of each", err)
 	}
 }
+
+// A pipelined batch larger than the sockets take is written while its
+// replies are read, with either driver: the goroutine driver wrote it all
+// first, and with the server's replies waiting unread it waited until its
+// timeout, blaming the server.
+func TestBatchLargerThanTheSockets(t *testing.T) {
+	addr := inProcessComparator(t, protocol.Len32)
+	forEachDriver(t, "", func(t *testing.T, d Driver) {
+		res, err := Run(context.Background(), Target{Addr: addr}, Load{
+			Framing: protocol.Len32, Conns: 2, Requests: 256, Pipeline: 256, Mix: Mix{Echo: 1}, Payload: 64 << 10, Driver: d, Timeout: 3 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Errors.Total() != 0 || res.Requests != 512 {
+			t.Errorf("%d requests, errors %+v; want 512 answered, no error", res.Requests, res.Errors)
+		}
+	})
+}
+
+// A connection the server stops answering waits out its timeout after the
+// load is over; the measured window is still the load's, so that the
+// throughput of the others is not spread over the wait.
+func TestWindowNotStretchedByATimeout(t *testing.T) {
+	var n atomic.Int32
+	addr := serve(t, func(c net.Conn) {
+		if n.Add(1) == 2 { // the second connection: read, never answer
+			io.Copy(io.Discard, c)
+			return
+		}
+		brokenServer(protocol.Raw, func(s string) string { return s }, nil)(c)
+	})
+	forEachDriver(t, "", func(t *testing.T, d Driver) {
+		n.Store(0)
+		res, err := Run(context.Background(), Target{Addr: addr}, Load{
+			Framing: protocol.Raw, Conns: 2, Duration: 300 * time.Millisecond, Mix: Mix{Echo: 1}, Payload: 16, Driver: d, Timeout: 2 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Errors.Connection != 1 || res.Elapsed > 1 {
+			t.Errorf("window %.2f s, errors %+v: want the 0.3 s of the load, and the silent connection's timeout as its one error", res.Elapsed, res.Errors)
+		}
+	})
+}

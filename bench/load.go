@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -256,18 +257,22 @@ type worker struct {
 	rr      *ReplyReader
 	wbuf    []byte
 	want    []expectation
-	batch   int      // requests in the batch last filled
-	content [][]byte // one per pipelined slot
-	seq     uint64
-	rng     uint64
-	ep      epollConn // the epoll driver's state
-	hist    Histogram
-	done    atomic.Uint64 // valid replies in the measured phase
-	errs    *errorLog
-	replies uint64       // replies received, valid or not, in every phase
-	invalid uint64       // invalid replies in the measured phase
-	first   firstFailure // how the connection failed, if before any reply
-	refused bool         // the server refused it (Error CODE_OVERLOADED): its close is no error of its own
+	batch   int    // requests in the batch last filled
+	content []byte // the echo content, stamped anew for each request; a copy goes into wbuf
+	// frameMax is the most bytes one request of the load takes in wbuf.
+	frameMax int
+	seq      uint64
+	rng      uint64
+	ep       epollConn // the epoll driver's state
+	hist     Histogram
+	done     atomic.Uint64 // valid replies in the measured phase
+	errs     *errorLog
+	replies  uint64 // replies received, valid or not, in every phase
+	invalid  uint64 // invalid replies in the measured phase
+	// lastValid is when the measured phase's last valid reply came.
+	lastValid time.Time
+	first     firstFailure // how the connection failed, if before any reply
+	refused   bool         // the server refused it (Error CODE_OVERLOADED): its close is no error of its own
 }
 
 // firstFailure is how a connection failed before its first reply: the
@@ -428,7 +433,7 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 		probed <- nil
 	}
 	phase(&stop, deadline, load.Requests, true)
-	end := time.Now()
+	end := measuredEnd(workers, time.Now(), deadline, load.Duration > 0)
 	close(loadDone)
 	if res.NewClient = <-probed; res.NewClient != nil && !res.NewClient.Served {
 		errs.add(false, "a new client during the load: %s", res.NewClient.Error)
@@ -480,6 +485,31 @@ func Run(ctx context.Context, target Target, load Load) (Result, error) {
 		res.Hints = append(res.Hints, target.Server.exitHint())
 	}
 	return res, nil
+}
+
+// measuredEnd is the end of the measured window: the phase's end, unless
+// connections waited out their timeout after the load was over (a server
+// that stopped answering some of them): then the last valid reply's time,
+// or for a load bounded by time, its deadline if that is later. A window
+// stretched by a timeout understated the throughput (2 s of load reported
+// over 8 s with --timeout 8s).
+func measuredEnd(workers []*worker, phaseEnd, deadline time.Time, timed bool) time.Time {
+	var last time.Time
+	for _, w := range workers {
+		if w.lastValid.After(last) {
+			last = w.lastValid
+		}
+	}
+	switch {
+	case last.IsZero():
+		return phaseEnd
+	case timed && last.Before(deadline):
+		last = deadline
+	}
+	if last.Before(phaseEnd) {
+		return last
+	}
+	return phaseEnd
 }
 
 // readServerCPU reads the CPU time of a server started here. A server
@@ -605,16 +635,12 @@ func newWorker(id int, load *Load, errs *errorLog) *worker {
 	w := &worker{
 		id: id, load: load, errs: errs,
 		want:    make([]expectation, load.Pipeline),
-		content: make([][]byte, load.Pipeline),
-		rng:     uint64(id)*0x9e3779b97f4a7c15 + 1,
+		content: echoPattern(load.Payload),
+		frameMax: max(len(appendEcho(nil, load.Framing, make([]byte, load.Payload))),
+			len(appendAdd(nil, load.Framing, math.MinInt32, math.MinInt32))),
+		rng: uint64(id)*0x9e3779b97f4a7c15 + 1,
 	}
-	for i := range w.content {
-		c := make([]byte, load.Payload)
-		for j := range c {
-			c[j] = 'a' + byte((j+i)%26)
-		}
-		w.content[i] = c
-	}
+
 	return w
 }
 
@@ -655,19 +681,47 @@ func (w *worker) loop(stop *atomic.Bool, deadline time.Time, limit int, measured
 			w.conn.SetDeadline(ioDeadline)
 		}
 		t0 := time.Now()
-		if _, err := w.conn.Write(w.wbuf); err != nil {
+		// A batch larger than the sockets take at once is written while
+		// its replies are read: a server stops reading while its replies
+		// wait, and a client that wrote it all first would wait for ever.
+		// Each reply then moves the deadline: progress is bounded, not the
+		// batch.
+		var wrote chan error
+		if big := len(w.wbuf) > concurrentWriteAbove; big {
+			conn, batchBuf := w.conn, w.wbuf
+			conn.SetWriteDeadline(time.Time{}) // a stalled writer ends with the reader's timeout, which closes conn
+			ioDeadline = time.Time{}           // set anew for the next small batch
+			wrote = make(chan error, 1)
+			go func() {
+				_, err := conn.Write(batchBuf)
+				wrote <- err
+			}()
+		} else if _, err := w.conn.Write(w.wbuf); err != nil {
 			w.writeFailed(batch, err)
 			w.dropConn()
 			return
 		}
 		for j := range batch {
+			if wrote != nil {
+				w.conn.SetReadDeadline(time.Now().Add(w.load.Timeout))
+			}
 			body, err := w.rr.Next()
 			if err != nil {
 				w.readFailed(batch-j, err)
 				w.dropConn()
+				if wrote != nil {
+					<-wrote // the close ends it
+				}
 				return
 			}
 			w.check(j, body, t0, measured)
+		}
+		if wrote != nil {
+			if err := <-wrote; err != nil {
+				w.writeFailed(batch, err)
+				w.dropConn()
+				return
+			}
 		}
 		if w.refused || w.surplus(measured) {
 			w.dropConn()
@@ -675,6 +729,11 @@ func (w *worker) loop(stop *atomic.Bool, deadline time.Time, limit int, measured
 		}
 	}
 }
+
+// concurrentWriteAbove is the batch size above which the goroutine driver
+// writes a batch while it reads the replies: more than loopback's socket
+// buffers take at once with nobody reading.
+const concurrentWriteAbove = 256 << 10
 
 // surplus reports, and counts as an invalid reply, bytes that came after
 // the replies to every request sent: a reply nobody asked for (a server
@@ -717,13 +776,22 @@ func (w *worker) fill(limit, sent int) int {
 	if limit > 0 {
 		batch = min(batch, limit-sent)
 	}
+	// One array for the batch, of its final size: grown by appending, a
+	// batch of megabytes cost a garbage collection per doubling, and page
+	// faults, in the middle of the load.
+	if need := batch * w.frameMax; cap(w.wbuf) < need {
+		w.wbuf = make([]byte, 0, need)
+	}
 	w.wbuf = w.wbuf[:0]
+	echoes := false
 	for j := range batch {
 		if w.seq%period < uint64(mix.Echo) {
-			c := w.content[j]
-			stamp(c, w.seq)
-			w.want[j] = expectation{content: c}
-			w.wbuf = appendEcho(w.wbuf, f, c)
+			stamp(w.content, w.seq)
+			w.wbuf = appendEcho(w.wbuf, f, w.content)
+			// The reply must equal the copy just made: where it ends, as an
+			// offset while wbuf may still grow (see below).
+			w.want[j] = expectation{end: len(w.wbuf)}
+			echoes = true
 		} else {
 			a, b := int32(w.next()), int32(w.next())
 			w.want[j] = expectation{add: true, sum: a + b}
@@ -731,8 +799,25 @@ func (w *worker) fill(limit, sent int) int {
 		}
 		w.seq++
 	}
+	if echoes { // wbuf has its final array now: point each echo's expectation into it
+		for j := range batch {
+			if e := &w.want[j]; !e.add {
+				e.content = w.wbuf[e.end-len(w.content) : e.end : e.end]
+			}
+		}
+	}
 	w.batch = batch
 	return batch
+}
+
+// echoPattern is n bytes of printable content, for stamp to number.
+func echoPattern(n int) []byte {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz"
+	c := make([]byte, n)
+	for i := 0; i < n; i += len(alphabet) {
+		copy(c[i:], alphabet)
+	}
+	return c
 }
 
 // check validates the reply to request j of the batch sent at t0.
@@ -761,7 +846,9 @@ func (w *worker) check(j int, body []byte, t0 time.Time, measured bool) {
 		return
 	}
 	if measured {
-		w.hist.Record(time.Since(t0))
+		now := time.Now()
+		w.hist.Record(now.Sub(t0))
+		w.lastValid = now
 		w.done.Add(1)
 	}
 }

@@ -34,7 +34,9 @@ func (r Report) WriteText(w io.Writer) error {
 		if r.Comparator != "" {
 			fmt.Fprintf(ew, "comparator: %s (ratios are server/comparator)\n", r.Comparator)
 		}
-		writeTable(ew, r.Rows)
+		if len(r.Rows) > 0 { // no header over nothing (an interrupt before the first case)
+			writeTable(ew, r.Rows)
+		}
 	}
 	for _, row := range r.Rows {
 		writeErrors(ew, row.Name+" on "+r.Server, row.Target.Errors, row.Target.Hints)

@@ -65,7 +65,7 @@ func (p *Process) Stop(grace time.Duration) error {
 	case exited:
 		return fmt.Errorf("server %q had already exited (%v)\n%s", p.Command, exit, p.OutputSection())
 	case exit.Killed:
-		return fmt.Errorf("server %q still running %v after SIGTERM: killed (%v)", p.Command, grace, exit)
+		return fmt.Errorf("server %q still running %v after SIGTERM: killed with SIGKILL", p.Command, grace)
 	case exit.Code != 0 && exit.Signal != "terminated":
 		return fmt.Errorf("server %q ended with %v after SIGTERM\n%s", p.Command, exit, p.OutputSection())
 	}

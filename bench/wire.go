@@ -113,7 +113,8 @@ func appendAdd(dst []byte, f protocol.Framing, a, b int32) []byte {
 type expectation struct {
 	add     bool
 	sum     int32
-	content []byte // echo: aliases the request's content
+	content []byte // echo: aliases the request's content in the batch sent
+	end     int    // echo: where that content ends in the batch, while it is built
 }
 
 // checkReply validates one reply's encoding against what was asked. The
