@@ -109,10 +109,15 @@ func (r *rateLimitedLog) add(attrs func() []slog.Attr) {
 		r.log.LogAttrs(context.Background(), slog.LevelWarn, r.one, append([]slog.Attr{r.limit}, attrs()...)...)
 		return
 	}
+	r.logCount(n+1, time.Duration(now-(end-int64(logWindow))))
+}
+
+// logCount writes the warn line for n events over the last d.
+func (r *rateLimitedLog) logCount(n int64, d time.Duration) {
 	r.log.LogAttrs(context.Background(), slog.LevelWarn, r.many,
-		slog.Int64(r.count, n+1),
+		slog.Int64(r.count, n),
 		r.limit,
-		slog.Duration("in_last", time.Duration(now-(end-int64(logWindow))).Round(time.Millisecond)))
+		slog.Duration("in_last", d.Round(time.Millisecond)))
 }
 
 // flushDue logs the count, if any, once the window it was counted in has
@@ -132,10 +137,7 @@ func (r *rateLimitedLog) flushDue() {
 	if n == 0 {
 		return
 	}
-	r.log.LogAttrs(context.Background(), slog.LevelWarn, r.many,
-		slog.Int64(r.count, n),
-		r.limit,
-		slog.Duration("in_last", time.Duration(now-(end-int64(logWindow))).Round(time.Millisecond)))
+	r.logCount(n, time.Duration(now-(end-int64(logWindow))))
 }
 
 // flush logs the refusals counted since the last warn line, if any: at
@@ -149,9 +151,5 @@ func (r *rateLimitedLog) flush() {
 	if n == 0 {
 		return
 	}
-	since := time.Duration(int64(r.clock()) - (r.next.Load() - int64(logWindow)))
-	r.log.LogAttrs(context.Background(), slog.LevelWarn, r.many,
-		slog.Int64(r.count, n),
-		r.limit,
-		slog.Duration("in_last", since.Round(time.Millisecond)))
+	r.logCount(n, time.Duration(int64(r.clock())-(r.next.Load()-int64(logWindow))))
 }
