@@ -204,7 +204,9 @@ var _ = Describe("Concurrency", func() {
 			s.fail(nil, []string{"EA-CONC-4"}, "the server process gone while idle: "+err.Error(), "it running, idle")
 		}
 		if used := after - before; used > idleCPUThreshold {
-			s.fail(nil, nil, fmt.Sprintf("%v of CPU time over %v with 4 idle connections and no request in progress", used, s.w.cpuWindow), fmt.Sprintf("at most %v (as /proc counts it, in 10 ms ticks)", idleCPUThreshold))
+			s.fail(nil, nil, fmt.Sprintf("%v of CPU time over %v with 4 idle connections and no request in progress, right after 4 other clients had closed their connections", used, s.w.cpuWindow),
+				fmt.Sprintf("at most %v (as /proc counts it, in 10 ms ticks)", idleCPUThreshold),
+				"hint: a read loop that keeps reading after a read returned 0 bytes (end of stream) spins on a closed connection; so does polling with no wait")
 		}
 	})
 })
