@@ -270,6 +270,9 @@ func awaitCrash(d time.Duration) {
 	if _, p := sharedTarget(); p != nil {
 		select {
 		case <-p.Exited():
+			// Said here, under the spec that crashed it, as well as by the
+			// next spec, which restarts it.
+			AddReportEntry("server exited", fmt.Sprintf("the server process exited (%v) during this spec\n%s", p.ExitStatus(), p.OutputSection()))
 		case <-time.After(d):
 		}
 	}
