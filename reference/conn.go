@@ -1,6 +1,7 @@
 package reference
 
 import (
+	"cmp"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"echoadd/protocol"
+	"echoadd/reference/internal/eventloop"
 )
 
 // This file is the goroutine-per-connection engine: one goroutine reads a
@@ -344,8 +346,8 @@ func (c *conn) drain() {
 // socket with unread bytes makes the kernel send a reset, which can destroy
 // the replies before the client reads them. So it sends FIN first, then
 // reads and drops what comes for up to lingerTimeout (longer while the
-// kernel still holds replies, up to WriteTimeout) or until the client
-// closes, then closes. Close cuts the wait short.
+// kernel still holds replies, up to WriteTimeout or MaxUnsentLinger) or
+// until the client closes, then closes. Close cuts the wait short.
 func (c *conn) lingerClose() {
 	defer c.nc.Close()
 	c.dec.Release() // no request is read any more: give its bytes back now
@@ -363,9 +365,10 @@ func (c *conn) lingerClose() {
 		_, err := io.Copy(io.Discard, c.nc) // ends at the client's FIN, the deadline, or Close
 		// Replies the kernel still holds for a client slow to read would
 		// be reset away by its next bytes after the close: linger on while
-		// there are any, within the write timeout.
-		wt := c.srv.WriteTimeout
-		if !errors.Is(err, os.ErrDeadlineExceeded) || unsent(c.nc) == 0 || (wt > 0 && time.Since(from) >= wt) {
+		// there are any, within the write timeout (or a bound without one,
+		// as the epoll engine's).
+		limit := cmp.Or(c.srv.WriteTimeout, eventloop.MaxUnsentLinger)
+		if !errors.Is(err, os.ErrDeadlineExceeded) || unsent(c.nc) == 0 || time.Since(from) >= limit {
 			return
 		}
 	}

@@ -363,7 +363,7 @@ func (s *Server) untrackListener(l net.Listener) {
 	if _, ok := s.listeners[l]; ok {
 		l.Close()
 		delete(s.listeners, l)
-		if len(s.listeners) == 0 {
+		if len(s.listeners) == 0 && !s.inShutdown { // Shutdown and Close end it themselves, after the drain
 			flushed = s.stopFlushLocked()
 		}
 	}
@@ -425,7 +425,9 @@ func (s *Server) checkQuietLocked() {
 // (EA-STOP-1), lets every request already received get its reply
 // (EA-STOP-2), closes each connection as soon as nothing is owed on it
 // (EA-STOP-3; an idle connection at once, a partly received request is
-// dropped), and waits until every Serve and connection goroutine has
+// dropped; one whose replies the kernel still holds, unread by a slow
+// client, after FIN once they are taken, within WriteTimeout, or 30 s
+// without one), and waits until every Serve and connection goroutine has
 // returned. If ctx ends first, or ShutdownGrace passes, it closes what is
 // left as Close does and returns a *ForcedCloseError that says how many
 // connections that closed and wraps ctx.Err() (context.DeadlineExceeded for
@@ -445,13 +447,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	closeErr := s.closeErr
 	loops := s.epoll
-	logs := s.rateLimitedLogsLocked()
-	flushed := s.stopFlushLocked()
 	s.mu.Unlock()
-	waitFlush(flushed)
-	for _, r := range logs {
-		r.flush() // a flood that has stopped brings no next event to log its count
-	}
+	defer s.endCounts() // counts go on being logged while connections drain
 
 	if loops != nil {
 		if err := loops.Shutdown(ctx); err != nil {
@@ -506,17 +503,26 @@ func (s *Server) Close() error {
 	}
 	closeErr := s.closeErr
 	loops := s.epoll
-	logs := s.rateLimitedLogsLocked()
-	flushed := s.stopFlushLocked()
 	s.mu.Unlock()
-	waitFlush(flushed)
-	for _, r := range logs {
-		r.flush() // a flood that has stopped brings no next event to log its count
-	}
 	if loops != nil {
 		loops.Close()
 		s.held.Wait()
 	}
 	<-quiet // closed connections unblock their goroutines at once
+	s.endCounts()
 	return closeErr
+}
+
+// endCounts stops flushCounts and logs the counts not logged yet: at the
+// end of Shutdown or Close, as a flood that has stopped brings no next
+// event to log them. Calling it again logs nothing more.
+func (s *Server) endCounts() {
+	s.mu.Lock()
+	logs := s.rateLimitedLogsLocked()
+	flushed := s.stopFlushLocked()
+	s.mu.Unlock()
+	waitFlush(flushed)
+	for _, r := range logs {
+		r.flush()
+	}
 }

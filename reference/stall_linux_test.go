@@ -142,3 +142,40 @@ func TestShutdownKeepsRepliesTheKernelHolds(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
+
+// TestLingerForUnsentRepliesIsBounded: a client that never reads, with
+// replies waiting in the kernel, keeps its connection (and its MaxConns
+// slot) lingering at most about the write timeout after the server closes
+// it, here for idleness: the linger kept for a slow reader must not keep a
+// client that never reads for good.
+func TestLingerForUnsentRepliesIsBounded(t *testing.T) {
+	s := &Server{Framing: protocol.Len32, IdleTimeout: 300 * time.Millisecond, WriteTimeout: time.Second, MaxConns: 1}
+	addr := start(t, s)
+	c := dial(t, addr, protocol.Len32)
+	if err := c.nc.(*net.TCPConn).SetReadBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	content := strings.Repeat("z", 50_000)
+	var batch []byte
+	for range 8 {
+		batch = append(batch, encode(t, protocol.Len32, protocol.EchoRequest(content))...)
+	}
+	c.write(batch) // and never read: the replies wait in the kernel
+	waitFor(t, "the client's receive queue full", receiveQueueFull(t, c.nc))
+	// Idle timeout 0.3 s, then the linger: about the write timeout, checked
+	// every linger period (up to 2 s). Well before 8 s a new client is served.
+	deadline := time.Now().Add(8 * time.Second)
+	for {
+		other := dial(t, addr, protocol.Len32)
+		other.send(protocol.EchoRequest("next"))
+		m, err := other.next()
+		other.nc.Close()
+		if err == nil && m.GetEchoMessage().GetContent() == "next" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a new client still refused (%v, %v) 8 s after a client stopped reading: its slot is held", brief(m), err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -71,7 +71,9 @@ type Config struct {
 	// reading and discarding input after its last reply and FIN, so that
 	// the close does not turn into a reset that could destroy that reply;
 	// 0 means 2 s. While the kernel still holds replies the client has not
-	// taken, it lingers on, up to WriteTimeout from the FIN.
+	// taken, it lingers on, up to WriteTimeout from the FIN (MaxUnsentLinger
+	// when WriteTimeout is 0): the time a client is given to take replies
+	// anyway, and a bound on how long one that never reads keeps its slot.
 	LingerTimeout time.Duration
 	// MaxConns is the largest number of connections served at once; a
 	// connection beyond it gets Overloaded and is closed (EA-LIM-5). 0 means
@@ -102,6 +104,9 @@ type Config struct {
 const (
 	defaultReadBufferSize = 64 << 10
 	defaultLingerTimeout  = 2 * time.Second
+	// MaxUnsentLinger bounds a linger kept for replies the kernel still
+	// holds when there is no WriteTimeout.
+	MaxUnsentLinger = 30 * time.Second
 )
 
 // Conn is one connection served by a loop. Its fields belong to that loop's

@@ -1110,10 +1110,9 @@ func (l *loop) writeTimedOut(c *Conn) { l.close(c, ErrWriteTimeout) }
 // lingerTimedOut closes c, unless the kernel still holds replies for a
 // client slow to read: after the close its next bytes would get a reset,
 // which destroys them. It lingers on for them, up to WriteTimeout from the
-// FIN (Shutdown's deadline ends that too).
+// FIN, MaxUnsentLinger without one (Shutdown's deadline ends it sooner).
 func (l *loop) lingerTimedOut(c *Conn) {
-	wt := l.e.cfg.WriteTimeout
-	if unsent(c.fd) > 0 && (wt == 0 || l.now-c.lingerFrom < wt) {
+	if unsent(c.fd) > 0 && l.now-c.lingerFrom < cmp.Or(l.e.cfg.WriteTimeout, MaxUnsentLinger) {
 		l.linger.push(c, l.now)
 		return
 	}
@@ -1170,6 +1169,10 @@ func (l *loop) drain(c *Conn) {
 		l.close(c, nil)
 		return
 	}
+	// Input may be left (the reads ran out), which epoll, having listed the
+	// socket as ready already, will not signal again: look again before
+	// parking, so that the linger reads it instead of a reset at its end.
+	l.again = true
 	l.beginClose(c)
 }
 
