@@ -91,6 +91,10 @@ type Report struct {
 	Comparator string   `json:"comparator,omitempty"`
 	Rows       []Row    `json:"rows"`
 	Notes      []string `json:"notes,omitempty"`
+	// StopFailures are the servers started here that had exited before
+	// they were stopped, would not stop on SIGTERM, or ended with a failure
+	// status: faults of the server, which fail the run.
+	StopFailures []string `json:"stop_failures,omitempty"`
 	// Interrupted marks partial results: the run was stopped (SIGINT)
 	// before its end. The caller sets it.
 	Interrupted bool `json:"interrupted"`
@@ -137,7 +141,7 @@ func RunCases(ctx context.Context, cases []Case, server ServerSpec, baseline *Se
 	stopAll := func() {
 		for _, r := range servers {
 			if err := r.stop(); err != nil {
-				rep.Notes = append(rep.Notes, err.Error())
+				rep.StopFailures = append(rep.StopFailures, err.Error())
 			}
 		}
 		servers = nil

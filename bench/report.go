@@ -47,6 +47,9 @@ func (r Report) WriteText(w io.Writer) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(ew, "note: %s\n", n)
 	}
+	for _, f := range r.StopFailures {
+		fmt.Fprintf(ew, "STOP FAILED: %s\n", f)
+	}
 	switch {
 	case r.Interrupted && len(r.Rows) == 0:
 		fmt.Fprintln(ew, "INTERRUPTED before any case was measured: no results")

@@ -67,7 +67,7 @@ func (p *Process) Stop(grace time.Duration) error {
 	case exit.Killed:
 		return fmt.Errorf("server %q still running %v after SIGTERM: killed with SIGKILL", p.Command, grace)
 	case exit.Code != 0 && exit.Signal != "terminated":
-		return fmt.Errorf("server %q ended with %v after SIGTERM\n%s", p.Command, exit, p.OutputSection())
+		return fmt.Errorf("server %q, stopped with SIGTERM, ended with a failure: %v\n%s", p.Command, exit, p.OutputSection())
 	}
 	return nil
 }

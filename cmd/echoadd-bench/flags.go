@@ -74,7 +74,8 @@ const usageTail = `
 Exit status:
   0    the run went through and every reply was right
   1    the server's replies had errors (invalid replies, connection errors, a new
-       client not served); the report shows them
+       client not served), or a server started here failed at its stop (had
+       exited, needed SIGKILL, ended with a failure status); the report shows them
   2    the run could not be made: no server found, a server that did not start,
        no connection, a report that could not be written at the end
   3    usage error, including a --plot path that cannot be written

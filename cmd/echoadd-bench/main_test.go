@@ -313,3 +313,17 @@ func TestComparatorBadListen(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want %d and what to give", code, stderr.String(), exitUsage)
 	}
 }
+
+// A server that answers every request right but fails at its stop (here a
+// shell that exits 3 on SIGTERM) fails the run, with the report written:
+// exit 1. It had been exit 2 after the report, then exit 0 with a note.
+func TestStopFailureFailsTheRun(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{
+		"--server-cmd", "trap 'exit 3' TERM; " + self(t) + " comparator --listen 127.0.0.1:{port} & wait",
+		"--conns", "1", "--duration", "100ms", "--warmup", "0s",
+	}, &stdout, &stderr)
+	if code != exitFailed || !strings.Contains(stdout.String(), "STOP FAILED:") || !strings.Contains(stdout.String(), "exit status 3") {
+		t.Fatalf("exit code %d, want %d with a STOP FAILED line; stdout:\n%s\nstderr:\n%s", code, exitFailed, stdout.String(), stderr.String())
+	}
+}

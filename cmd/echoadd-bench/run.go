@@ -53,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o.started = in.started
 	err = execute(ctx, o, stdout, stderr)
 	if sig := in.signal(); sig != 0 {
-		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errReplies) {
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errReplies) && !errors.Is(err, errStop) {
 			fmt.Fprintf(stderr, "echoadd-bench: %v\n", err)
 		}
 		return 128 + int(sig)
@@ -61,7 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, errReplies):
+	case errors.Is(err, errReplies), errors.Is(err, errStop):
 		fmt.Fprintf(stderr, "echoadd-bench: %v\n", err)
 		return exitFailed
 	}
@@ -152,6 +152,11 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // had errors: the report is written, and the exit status says so.
 var errReplies = errors.New("the server's replies had errors (see the report)")
 
+// errStop is returned when a server started here failed at its stop (see
+// bench.Report.StopFailures): the report is written, and the exit status
+// says so.
+var errStop = errors.New("the server failed at its stop (see the report)")
+
 func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	server, err := serverSpec(o, stderr)
 	if err != nil {
@@ -212,6 +217,9 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		if row.Target.Errors.Total() > 0 || (row.Comparator != nil && row.Comparator.Errors.Total() > 0) {
 			return errReplies
 		}
+	}
+	if len(rep.StopFailures) > 0 {
+		return errStop
 	}
 	return nil
 }
