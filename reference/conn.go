@@ -83,6 +83,10 @@ func (c *conn) remote() []slog.Attr {
 func (c *conn) serve() {
 	defer c.srv.connDone(c)
 	if c.rejected {
+		if leftAlready(c.nc) { // left at once (a scan, a health check): nobody to refuse, no refusal to log
+			c.nc.Close()
+			return
+		}
 		c.srv.refusals.add(c.remote)
 		c.queue(protocol.ErrorReply(protocol.Code_CODE_OVERLOADED, "")) // EA-LIM-5
 		c.flush()

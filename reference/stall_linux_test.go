@@ -179,3 +179,27 @@ func TestLingerForUnsentRepliesIsBounded(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// leftAlready, the goroutine engine's: a client that connected and left is
+// not refused (nor its refusal logged) at MaxConns.
+func TestLeftAlready(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	if leftAlready(server) {
+		t.Fatal("a client still connected is taken for gone")
+	}
+	client.Close()
+	waitFor(t, "the client seen gone", func() bool { return leftAlready(server) })
+}
