@@ -103,20 +103,11 @@ func receiveQueueFull(t *testing.T, nc net.Conn) func() bool {
 // destroyed those replies (an operator's review: 14 of 14 runs); so did
 // closing at the end of the linger while they were still unsent.
 func TestShutdownKeepsRepliesTheKernelHolds(t *testing.T) {
-	const n, size = 8, 50_000
+	const n = 8
 	s := &Server{Framing: protocol.Len32}
 	addr := start(t, s)
 	c := dial(t, addr, protocol.Len32)
-	if err := c.nc.(*net.TCPConn).SetReadBuffer(32 << 10); err != nil {
-		t.Fatal(err)
-	}
-	content := strings.Repeat("y", size)
-	var batch []byte
-	for range n {
-		batch = append(batch, encode(t, protocol.Len32, protocol.EchoRequest(content))...)
-	}
-	c.write(batch)
-	waitFor(t, "the client's receive queue full", receiveQueueFull(t, c.nc))
+	content := leaveRepliesUnread(t, c, n, 32<<10)
 	shut := make(chan error, 1)
 	go func() { shut <- s.Shutdown(context.Background()) }()
 	waitFor(t, "refusing connections", listenerClosed(addr))
@@ -152,16 +143,7 @@ func TestLingerForUnsentRepliesIsBounded(t *testing.T) {
 	s := &Server{Framing: protocol.Len32, IdleTimeout: 300 * time.Millisecond, WriteTimeout: time.Second, MaxConns: 1}
 	addr := start(t, s)
 	c := dial(t, addr, protocol.Len32)
-	if err := c.nc.(*net.TCPConn).SetReadBuffer(16 << 10); err != nil {
-		t.Fatal(err)
-	}
-	content := strings.Repeat("z", 50_000)
-	var batch []byte
-	for range 8 {
-		batch = append(batch, encode(t, protocol.Len32, protocol.EchoRequest(content))...)
-	}
-	c.write(batch) // and never read: the replies wait in the kernel
-	waitFor(t, "the client's receive queue full", receiveQueueFull(t, c.nc))
+	leaveRepliesUnread(t, c, 8, 16<<10) // and never read them
 	// Idle timeout 0.3 s, then the linger: about the write timeout, checked
 	// every linger period (up to 2 s). Well before 8 s a new client is served.
 	deadline := time.Now().Add(8 * time.Second)
@@ -202,4 +184,23 @@ func TestLeftAlready(t *testing.T) {
 	}
 	client.Close()
 	waitFor(t, "the client seen gone", func() bool { return leftAlready(server) })
+}
+
+// leaveRepliesUnread shrinks c's receive buffer to rcvbuf, sends n len32
+// echoes of 50 KB in one write and reads none of the replies: it returns
+// once they fill c's receive queue, the rest waiting in the server's
+// kernel. It returns the echoes' content.
+func leaveRepliesUnread(t *testing.T, c *client, n, rcvbuf int) string {
+	t.Helper()
+	if err := c.nc.(*net.TCPConn).SetReadBuffer(rcvbuf); err != nil {
+		t.Fatal(err)
+	}
+	content := strings.Repeat("y", 50_000)
+	var batch []byte
+	for range n {
+		batch = append(batch, encode(t, protocol.Len32, protocol.EchoRequest(content))...)
+	}
+	c.write(batch)
+	waitFor(t, "the client's receive queue full", receiveQueueFull(t, c.nc))
+	return content
 }

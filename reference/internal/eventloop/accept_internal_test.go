@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// leftAlready tells a client that connected and left (closed or reset)
+// LeftAlready tells a client that connected and left (closed or reset)
 // from one still there, which a connection beyond MaxConns is refused.
 func TestLeftAlready(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -31,7 +31,7 @@ func TestLeftAlready(t *testing.T) {
 			t.Fatal(err)
 		}
 		fd := int(f.Fd())
-		if leftAlready(fd) {
+		if LeftAlready(fd) {
 			t.Errorf("reset %v: a client still connected is taken for gone", reset)
 		}
 		if reset {
@@ -39,7 +39,7 @@ func TestLeftAlready(t *testing.T) {
 		}
 		client.Close()
 		deadline := time.Now().Add(5 * time.Second)
-		for !leftAlready(fd) {
+		for !LeftAlready(fd) {
 			if time.Now().After(deadline) {
 				t.Fatalf("reset %v: a client that closed is not seen gone after 5 s", reset)
 			}

@@ -182,7 +182,7 @@ func (e *Engine) adopt(fd int, peer net.Addr) {
 	c.tcp = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) == nil
 	if limit := int64(e.cfg.MaxConns); limit > 0 && e.conns.Add(1) > limit {
 		e.conns.Add(-1)
-		if leftAlready(fd) {
+		if LeftAlready(fd) {
 			// A client that connected and left at once (a port scan, a TCP
 			// health check, a storm of them): nobody to refuse, and no
 			// refusal to log.
@@ -212,12 +212,4 @@ func (e *Engine) adopt(fd int, peer net.Addr) {
 			e.conns.Add(-1)
 		}
 	}
-}
-
-// leftAlready reports whether the client of fd, a new connection, has already
-// closed or reset it: a peek finds the end of the stream, or the reset.
-func leftAlready(fd int) bool {
-	var b [1]byte
-	n, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	return (err == nil && n == 0) || err == unix.ECONNRESET
 }

@@ -1112,21 +1112,11 @@ func (l *loop) writeTimedOut(c *Conn) { l.close(c, ErrWriteTimeout) }
 // which destroys them. It lingers on for them, up to WriteTimeout from the
 // FIN, MaxUnsentLinger without one (Shutdown's deadline ends it sooner).
 func (l *loop) lingerTimedOut(c *Conn) {
-	if unsent(c.fd) > 0 && l.now-c.lingerFrom < cmp.Or(l.e.cfg.WriteTimeout, MaxUnsentLinger) {
+	if Unsent(c.fd) > 0 && l.now-c.lingerFrom < cmp.Or(l.e.cfg.WriteTimeout, MaxUnsentLinger) {
 		l.linger.push(c, l.now)
 		return
 	}
 	l.close(c, nil)
-}
-
-// unsent is how many bytes written to fd the kernel still holds, not yet
-// taken by the client (SIOCOUTQ); 0 when it cannot tell.
-func unsent(fd int) int {
-	n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
-	if err != nil {
-		return 0
-	}
-	return n
 }
 
 // drain answers what c has already delivered and closes it (Shutdown):
@@ -1161,7 +1151,7 @@ func (l *loop) drain(c *Conn) {
 		break
 	}
 	c.why = cmp.Or(c.why, ErrShuttingDown)
-	if idle && c.drainLeft == drainReads-1 && unsent(c.fd) == 0 {
+	if idle && c.drainLeft == drainReads-1 && Unsent(c.fd) == 0 {
 		// Idle: nothing was pending, its one read found nothing, and the
 		// kernel holds no reply the client has yet to take. No reply is in
 		// flight for a reset to destroy: close at once, so that idle
